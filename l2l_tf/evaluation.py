@@ -1,0 +1,238 @@
+"""Run learned rules and tuned baselines over optimizee runs; tables, curves and plots.
+
+Every optimizer is run by a compiled trajectory function over ``num_steps`` steps and
+reports ``losses[t]``, the mean loss at the parameters of step ``t`` on step ``t``'s
+batch, for ``t = 0..num_steps`` (so ``losses[-1]`` is the loss after the last update).
+Baselines are Keras optimizers whose learning rate is chosen by grid search on
+*tuning* seeds, which must be disjoint from the *evaluation* seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from l2l_tf import baselines
+from l2l_tf.meta import loss_and_gradient, step_batch
+from l2l_tf.problems.base import Batch, Problem
+
+
+def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train") -> Batch:
+    """The ``num_steps + 1`` per-step batches of run ``seed``, stacked ``[T + 1, ...]``."""
+    dataset = problem.batches(seed, split).batch(num_steps + 1, drop_remainder=True)
+    return next(iter(dataset.take(1)))
+
+
+def stacked_spec(problem: Problem, length: int) -> Any:
+    return tf.nest.map_structure(
+        lambda s: tf.TensorSpec([length, *s.shape], s.dtype), problem.batch_spec()
+    )
+
+
+class RuleRunner:
+    """Runs a rule with ``init_state(n)`` and ``step(gradients, state)`` (no meta-gradient)."""
+
+    def __init__(self, rule: Any, problem: Problem, num_steps: int, jit_compile: bool = True):
+        self.rule, self.problem, self.num_steps = rule, problem, num_steps
+        n = problem.num_coordinates
+        self._trajectory = tf.function(
+            self._run,
+            input_signature=[tf.TensorSpec([n], tf.float32), stacked_spec(problem, num_steps + 1)],
+            jit_compile=jit_compile,
+        )
+
+    def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        state = self.rule.init_state(self.problem.num_coordinates)
+        losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
+        for t in tf.range(self.num_steps):
+            step_losses, gradients = loss_and_gradient(self.problem, params, step_batch(batches, t))
+            losses = losses.write(t, tf.reduce_mean(step_losses))
+            update, state = self.rule.step(gradients, state)
+            params = params + update
+        final = self.problem.flat_loss(params, step_batch(batches, self.num_steps))
+        losses = losses.write(self.num_steps, tf.reduce_mean(final))
+        return losses.stack(), params
+
+    def run(self, seed: int) -> tuple[np.ndarray, tf.Tensor]:
+        params = self.problem.flatten(self.problem.initial_params(seed))
+        losses, params = self._trajectory(params, run_batches(self.problem, seed, self.num_steps))
+        return losses.numpy(), params
+
+
+class BaselineRunner:
+    """Runs Keras optimizer ``name`` on the flat parameters, for any learning rate.
+
+    The optimizer, its slots and the parameter variable are built once; each run
+    resets them, so one compiled trajectory serves the whole learning-rate grid.
+    """
+
+    def __init__(self, name: str, problem: Problem, num_steps: int, jit_compile: bool = True):
+        self.name, self.problem, self.num_steps = name, problem, num_steps
+        self.params = tf.Variable(tf.zeros([problem.num_coordinates]), name="params")
+        self.optimizer = baselines.make_baseline(name, 1e-3)
+        self.optimizer.build([self.params])
+        self._trajectory = tf.function(
+            self._run,
+            input_signature=[stacked_spec(problem, num_steps + 1)],
+            jit_compile=jit_compile,
+        )
+
+    def _run(self, batches: Batch) -> tf.Tensor:
+        losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
+        for t in tf.range(self.num_steps):
+            step_losses, gradients = loss_and_gradient(
+                self.problem, tf.convert_to_tensor(self.params), step_batch(batches, t)
+            )
+            losses = losses.write(t, tf.reduce_mean(step_losses))
+            self.optimizer.apply_gradients([(gradients, self.params)])
+        final = self.problem.flat_loss(tf.convert_to_tensor(self.params), step_batch(batches, self.num_steps))
+        losses = losses.write(self.num_steps, tf.reduce_mean(final))
+        return losses.stack()
+
+    def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
+        self.params.assign(self.problem.flatten(self.problem.initial_params(seed)))
+        for variable in self.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        self.optimizer.learning_rate.assign(learning_rate)
+        losses = self._trajectory(run_batches(self.problem, seed, self.num_steps))
+        return losses.numpy(), tf.convert_to_tensor(self.params)
+
+
+def final_loss_score(curves: np.ndarray) -> float:
+    """Tuning criterion: mean final loss over runs; a diverged (non-finite) run scores inf."""
+    finals = curves[:, -1]
+    return float(np.mean(finals)) if np.all(np.isfinite(finals)) else math.inf
+
+
+@dataclasses.dataclass
+class TuningResult:
+    name: str
+    best_learning_rate: float
+    scores: dict[float, float]
+
+
+def tune(runner: BaselineRunner, seeds: Sequence[int], learning_rates: Sequence[float]) -> TuningResult:
+    """Grid-searches the learning rate of ``runner`` for the lowest mean final loss."""
+    scores = {}
+    for lr in learning_rates:
+        curves = np.stack([runner.run(seed, lr)[0] for seed in seeds])
+        scores[float(lr)] = final_loss_score(curves)
+    best = min(scores, key=lambda lr: scores[lr])
+    if not math.isfinite(scores[best]):
+        raise RuntimeError(f"{runner.name}: every learning rate in the grid diverged")
+    return TuningResult(runner.name, best, scores)
+
+
+@dataclasses.dataclass
+class OptimizerResult:
+    """Loss curves ``[runs, num_steps + 1]`` and end-of-run metrics of one optimizer."""
+
+    name: str
+    curves: np.ndarray
+    metrics: list[dict[str, float]]
+    learning_rate: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        finals = self.curves[:, -1]
+        out = {
+            "optimizer": self.name,
+            "learning_rate": self.learning_rate,
+            "runs": int(len(finals)),
+            "final_loss_mean": float(np.mean(finals)),
+            "final_loss_std": float(np.std(finals)),
+            "final_loss_median": float(np.median(finals)),
+        }
+        for key in sorted({k for m in self.metrics for k in m}):
+            values = np.asarray([m[key] for m in self.metrics], dtype=np.float64)
+            out[f"{key}_mean"] = float(np.mean(values))
+            out[f"{key}_std"] = float(np.std(values))
+        return out
+
+
+def evaluate_rule(name: str, runner: RuleRunner, seeds: Sequence[int]) -> OptimizerResult:
+    curves, metrics = [], []
+    for seed in seeds:
+        losses, params = runner.run(seed)
+        curves.append(losses)
+        metrics.append(runner.problem.metrics(runner.problem.unflatten(params), seed))
+    return OptimizerResult(name, np.stack(curves), metrics)
+
+
+def evaluate_baseline(runner: BaselineRunner, seeds: Sequence[int], learning_rate: float) -> OptimizerResult:
+    curves, metrics = [], []
+    for seed in seeds:
+        losses, params = runner.run(seed, learning_rate)
+        curves.append(losses)
+        metrics.append(runner.problem.metrics(runner.problem.unflatten(params), seed))
+    return OptimizerResult(runner.name, np.stack(curves), metrics, learning_rate)
+
+
+def check_disjoint(tuning_seeds: Sequence[int], evaluation_seeds: Sequence[int]) -> None:
+    shared = sorted(set(tuning_seeds) & set(evaluation_seeds))
+    if shared:
+        raise ValueError(
+            f"tuning and evaluation seeds overlap at {shared[:5]}: baselines must be tuned on"
+            " seeds never used for evaluation"
+        )
+
+
+def format_table(results: Sequence[OptimizerResult], step: int | None = None) -> str:
+    """A plain-text table of final losses (and metrics), lowest mean loss first."""
+    rows = sorted((r.summary() for r in results), key=lambda s: s["final_loss_mean"])
+    metric_keys = sorted({k[:-5] for s in rows for k in s if k.endswith("_mean") and not k.startswith("final_loss")})
+    label = f"loss@{step}" if step is not None else "final loss"
+    header = f"{'optimizer':<12}{'lr':>10}{'runs':>6}{label + ' mean':>18}{'std':>12}{'median':>12}"
+    header += "".join(f"{k + ' mean':>20}" for k in metric_keys)
+    lines = [header, "-" * len(header)]
+    for s in rows:
+        lr = "-" if s["learning_rate"] is None else f"{s['learning_rate']:g}"
+        line = (
+            f"{s['optimizer']:<12}{lr:>10}{s['runs']:>6}{s['final_loss_mean']:>18.5g}"
+            f"{s['final_loss_std']:>12.4g}{s['final_loss_median']:>12.4g}"
+        )
+        line += "".join(f"{s[k + '_mean']:>14.4f} ± {s[k + '_std']:.3f}" for k in metric_keys)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_curves(results: Sequence[OptimizerResult], path: str, extra: dict | None = None) -> None:
+    """Writes per-step curves and summaries as JSON."""
+    payload = {
+        "summary": [r.summary() for r in results],
+        "curves": {r.name: r.curves.tolist() for r in results},
+        **(extra or {}),
+    }
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+
+
+def plot_curves(results: Sequence[OptimizerResult], path: str, title: str) -> None:
+    """Log-scale mean loss vs step, one line per optimizer, 25-75% band over runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for r in results:
+        steps = np.arange(r.curves.shape[1])
+        label = r.name if r.learning_rate is None else f"{r.name} (lr={r.learning_rate:g})"
+        line, = ax.plot(steps, np.mean(r.curves, axis=0), label=label, lw=1.8 if r.learning_rate is None else 1.2)
+        lo, hi = np.percentile(r.curves, [25, 75], axis=0)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over runs; band: 25-75%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,92 @@
+"""Image-classification data for optimizees: TFDS by default, or local IDX files offline."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from l2l_tf.problems.idx import IdxFormatError, read_idx
+
+TFDS = "tfds"
+IDX = "idx"
+SOURCES = (TFDS, IDX)
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DataUnavailableError(RuntimeError):
+    """The requested data cannot be loaded here (no network, or missing files)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Features ``[n, d]`` float32 in [0, 1] and integer labels ``[n]``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                f"{len(self.images)} images but {len(self.labels)} labels: the files do not match"
+            )
+
+
+def _find(data_dir: str, stem: str) -> str:
+    for candidate in (stem, stem + ".gz"):
+        path = os.path.join(data_dir, candidate)
+        if os.path.isfile(path):
+            return path
+    raise DataUnavailableError(
+        f"missing {stem}[.gz] in {data_dir!r}: point --data_dir at a folder holding the four"
+        " standard MNIST IDX files"
+    )
+
+
+def load_idx_split(data_dir: str, split: str) -> Split:
+    """Reads one split (``train`` or ``test``) of IDX files from ``data_dir``."""
+    if split not in IDX_FILES:
+        raise ValueError(f"unknown split {split!r}; choose from {sorted(IDX_FILES)}")
+    images_stem, labels_stem = IDX_FILES[split]
+    images = read_idx(_find(data_dir, images_stem), expected_ndim=3)
+    labels = read_idx(_find(data_dir, labels_stem), expected_ndim=1)
+    if labels.size and labels.max() > 9:
+        raise IdxFormatError(f"labels file for {split!r} holds label {labels.max()} > 9")
+    flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return Split(flat, labels.astype(np.int32))
+
+
+def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split:
+    """Loads a TFDS image-classification dataset split into memory."""
+    import tensorflow_datasets as tfds
+
+    try:
+        images, labels = tfds.as_numpy(
+            tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
+        )
+    except Exception as error:  # TFDS raises many types for download/prepare failures
+        raise DataUnavailableError(
+            f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
+            f" {str(error)[:200]}). Without network access, use local IDX files instead:"
+            " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+        ) from error
+    flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return Split(flat, labels.astype(np.int32))
+
+
+def load_split(
+    split: str, source: str = TFDS, data_dir: str | None = None, dataset: str = "mnist"
+) -> Split:
+    """One split of ``dataset`` from ``source`` (``tfds``, the default, or ``idx``)."""
+    if source == TFDS:
+        return load_tfds_split(dataset, split, data_dir)
+    if source == IDX:
+        if not data_dir:
+            raise DataUnavailableError("--data_source=idx needs --data_dir=DIR with the IDX files")
+        return load_idx_split(data_dir, split)
+    raise ValueError(f"unknown data source {source!r}; choose from {SOURCES}")

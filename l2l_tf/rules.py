@@ -1,0 +1,135 @@
+"""The coordinatewise LSTM update rule (Andrychowicz et al., 2016).
+
+One small LSTM, whose weights are shared by every coordinate of every optimizee
+parameter, maps each coordinate's (preprocessed) gradient and its own recurrent
+state to an additive update. The rule works on a flat batch of coordinates, so one
+call updates every coordinate of every parameter at once::
+
+    rule = CoordinatewiseLSTM(RuleConfig())
+    state = rule.init_state(n)                 # [n, rule.state_size]
+    update, state = rule.step(gradients, state)  # theta_new = theta + update
+
+State layout: for layer ``l`` (0-based) the columns ``[2lH, (2l+1)H)`` hold ``h`` and
+``[(2l+1)H, (2l+2)H)`` hold ``c``; ``H = hidden_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import tensorflow as tf
+
+from l2l_tf import preprocess
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleConfig:
+    """Architecture and hyper-parameters of a coordinatewise LSTM rule."""
+
+    num_layers: int = 2
+    hidden_size: int = 20
+    preprocessing: str = preprocess.LOG_SIGN
+    preprocessing_p: float = 10.0
+    output_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        if self.hidden_size < 1:
+            raise ValueError(f"hidden_size must be >= 1, got {self.hidden_size}")
+        preprocess.check_kind(self.preprocessing)
+        if self.preprocessing_p <= 0:
+            raise ValueError(f"preprocessing_p must be > 0, got {self.preprocessing_p}")
+        if not math.isfinite(self.output_scale) or self.output_scale <= 0:
+            raise ValueError(f"output_scale must be a positive number, got {self.output_scale}")
+
+    @property
+    def state_size(self) -> int:
+        """Floats of recurrent state per coordinate: layers x (h, c) x hidden units."""
+        return 2 * self.num_layers * self.hidden_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RuleConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+class CoordinatewiseLSTM(tf.Module):
+    """A stacked LSTM applied independently to every coordinate, with shared weights.
+
+    Each layer computes all four gates with a single matmul of ``[x, h]`` against a
+    fused ``[inputs + H, 4H]`` kernel (gate order i, f, g, o). The final layer's ``h``
+    goes through a linear map to one output, multiplied by ``config.output_scale``.
+    """
+
+    def __init__(self, config: RuleConfig | None = None, seed: int = 0, name: str | None = None):
+        super().__init__(name=name or "coordinatewise_lstm")
+        self.config = config or RuleConfig()
+        hidden = self.config.hidden_size
+        inputs = preprocess.num_features(self.config.preprocessing)
+        self.kernels: list[tf.Variable] = []
+        self.biases: list[tf.Variable] = []
+        with self.name_scope:
+            for layer in range(self.config.num_layers):
+                fan_in = inputs + hidden
+                limit = math.sqrt(6.0 / (fan_in + 4 * hidden))
+                kernel = tf.random.stateless_uniform(
+                    [fan_in, 4 * hidden], seed=[seed, layer], minval=-limit, maxval=limit
+                )
+                self.kernels.append(tf.Variable(kernel, name=f"lstm_{layer}/kernel"))
+                forget_bias = tf.concat(
+                    [tf.zeros([hidden]), tf.ones([hidden]), tf.zeros([2 * hidden])], axis=0
+                )
+                self.biases.append(tf.Variable(forget_bias, name=f"lstm_{layer}/bias"))
+                inputs = hidden
+            self.output_kernel = tf.Variable(
+                tf.random.stateless_normal([hidden, 1], seed=[seed, 1000], stddev=0.01),
+                name="output/kernel",
+            )
+            self.output_bias = tf.Variable(tf.zeros([1]), name="output/bias")
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
+        """Zero recurrent state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
+        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
+
+    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One update for a flat batch of coordinates.
+
+        Args:
+          gradients: ``[N]`` float32 gradients, one per coordinate.
+          state: ``[N, state_size]`` float32 recurrent state.
+
+        Returns:
+          ``(update, new_state)``: the additive ``[N]`` update and the ``[N, state_size]`` state.
+        """
+        hidden = self.config.hidden_size
+        x = preprocess.preprocess(
+            gradients, self.config.preprocessing, self.config.preprocessing_p
+        )
+        new_state = []
+        for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            h = state[:, 2 * layer * hidden : (2 * layer + 1) * hidden]
+            c = state[:, (2 * layer + 1) * hidden : (2 * layer + 2) * hidden]
+            gates = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
+            i, f, g, o = tf.split(gates, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            new_state += [h, c]
+            x = h
+        update = tf.squeeze(tf.matmul(x, self.output_kernel) + self.output_bias, axis=1)
+        return update * self.config.output_scale, tf.concat(new_state, axis=1)
+
+    def num_meta_parameters(self) -> int:
+        return int(sum(v.shape.num_elements() for v in self.trainable_variables))

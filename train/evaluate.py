@@ -1,0 +1,105 @@
+"""Evaluates a learned optimizer against tuned SGD, NAG, RMSprop and Adam.
+
+Example:
+  python -m train.evaluate --problem=quadratic --optimizer=saved_optimizers/quadratic_lstm \
+      --num_steps=100 --num_seeds=100 --output_dir=/tmp/eval
+
+Each baseline's learning rate is grid-searched on --tuning_seeds runs, disjoint from the
+--num_seeds evaluation runs (seeds 0..N-1; see l2l_tf.seeds). Prints a table of the
+loss at the last step (mean, std, median over runs), and writes the per-step curves
+(results.json), the table (results.md) and a log-scale plot (curves.png) to --output_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from l2l_tf import baselines, checkpoints, export, seeds
+from l2l_tf.evaluation import (
+    BaselineRunner, RuleRunner, evaluate_baseline, evaluate_rule, format_table, plot_curves, tune,
+    write_curves,
+)
+from train import common
+
+common.define_problem_flags()
+flags.DEFINE_string("optimizer", None, "Exported rule (SavedModel folder) or meta_train --save_path.")
+flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
+flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
+flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
+flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
+flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
+flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
+flags.DEFINE_string("output_dir", None, "Folder for results.json, results.md and curves.png.")
+flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel even if it uses ops a rule never needs (only for trusted files).")
+flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
+flags.mark_flag_as_required("optimizer")
+FLAGS = flags.FLAGS
+
+
+def load_learned(path: str):
+    """A FrozenRule for a SavedModel folder, else the best rule of a training checkpoint."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return export.load(path, allow_unsafe_ops=FLAGS.allow_unsafe_ops)
+    return checkpoints.load_rule(path)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    unknown = sorted(set(FLAGS.baselines) - set(baselines.BASELINES))
+    if unknown:
+        common.usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
+    try:
+        learning_rates = [float(lr) for lr in FLAGS.learning_rates]
+    except ValueError:
+        common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
+    if any(not lr > 0 for lr in learning_rates):
+        common.usage_error("--learning_rates must all be > 0")
+    try:
+        rule = load_learned(FLAGS.optimizer)
+    except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
+        common.usage_error(str(error))
+    problem = common.build_problem()
+    eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
+    tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
+    start = time.time()
+    results, tuning_record = [], {}
+    results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
+    for name in FLAGS.baselines:
+        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
+        tuned = tune(runner, tuning, learning_rates)
+        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
+        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
+        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
+    table = format_table(results, FLAGS.num_steps)
+    header = (
+        f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
+        f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
+    )
+    print(header + "\n" + table, flush=True)
+    if FLAGS.output_dir:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        settings = {
+            "problem": problem.describe(),
+            "optimizer": FLAGS.optimizer,
+            "num_steps": FLAGS.num_steps,
+            "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
+            "tuning_seeds": [tuning[0], tuning[-1]],
+            "learning_rate_grid": learning_rates,
+            "command": " ".join(sys.argv),
+            "wall_seconds": time.time() - start,
+        }
+        write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {"settings": settings, "tuning": tuning_record})
+        with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+            f.write(f"{header}\n\n```\n{table}\n```\n")
+        plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
+        print(f"wrote {FLAGS.output_dir}/results.json, results.md, curves.png")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,105 @@
+"""Meta-trains a coordinatewise LSTM optimizer with truncated BPTT.
+
+Example:
+  python -m train.meta_train --problem=quadratic --save_path=/tmp/quad --num_epochs=200
+
+Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
+checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
+the same --save_path resumes. With --export_dir the best rule is also exported as a
+SavedModel (see train.export).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from l2l_tf import preprocess
+from l2l_tf.meta import MetaConfig
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
+from train import common
+
+common.define_problem_flags()
+flags.DEFINE_string("save_path", None, "Output folder: best rule, training checkpoints, logs.")
+flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
+flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
+flags.DEFINE_integer("num_epochs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
+flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
+flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
+flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
+flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
+flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
+flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA.")
+flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
+flags.DEFINE_integer("num_layers", 2, "LSTM layers.", lower_bound=1)
+flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)
+flags.DEFINE_enum("preprocessing", preprocess.LOG_SIGN, preprocess.PREPROCESSINGS, "Gradient preprocessing.")
+flags.DEFINE_float("preprocessing_p", 10.0, "Exponent p of the log/sign preprocessing.", lower_bound=1e-6)
+flags.DEFINE_float("output_scale", 0.1, "Multiplier of the rule's output.", lower_bound=1e-12)
+flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
+flags.DEFINE_integer("validation_runs", 8, "Held-out optimizee runs per validation.", lower_bound=1)
+flags.DEFINE_integer("checkpoint_every", 10, "Write a resumable checkpoint every N runs.", lower_bound=1)
+flags.DEFINE_integer("log_every", 10, "Log a progress line every N runs.", lower_bound=1)
+flags.mark_flag_as_required("save_path")
+
+FLAGS = flags.FLAGS
+
+
+def run_config() -> dict:
+    """The flags that define this run (stored with checkpoints and exported rules)."""
+    names = [
+        "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
+        "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
+        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs",
+    ]
+    return {name: FLAGS[name].value for name in names}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    if FLAGS.num_steps % FLAGS.unroll_length:
+        common.usage_error(
+            f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
+        )
+    common.require_dir_parent_writable(FLAGS.save_path, "save_path")
+    rule_config = RuleConfig(
+        FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p, FLAGS.output_scale
+    )
+    meta_config = MetaConfig(
+        FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
+        FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile,
+    )
+    options = TrainingOptions(
+        FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
+        FLAGS.log_every, FLAGS.seed,
+    )
+    problem = common.build_problem()
+    rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+    print(
+        f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
+        f" ({rule.num_meta_parameters()} weights) on {problem.name}"
+        f" ({problem.num_coordinates} coordinates), {FLAGS.num_epochs} runs of {FLAGS.num_steps} steps",
+        flush=True,
+    )
+    config = {**run_config(), "problem_description": problem.describe(), "command": " ".join(sys.argv)}
+    try:
+        summary = meta_train(
+            rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
+            log=lambda line: print(line, flush=True),
+        )
+    except IncompatibleResumeError as error:
+        common.usage_error(str(error))
+    print("summary: " + json.dumps(summary), flush=True)
+    if FLAGS.export_dir:
+        from train.export import export_from_checkpoint
+
+        export_from_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
