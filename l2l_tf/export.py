@@ -29,6 +29,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from l2l_tf import checkpoints
 from l2l_tf.checkpoints import replace_directory
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
@@ -142,6 +143,21 @@ def export_rule(
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
     return export_dir
+
+
+def export_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None = None) -> str:
+    """Exports the rule at ``checkpoint`` (a meta_train ``--save_path`` or a rule folder)
+    with the training flags and problem recorded beside it."""
+    rule_dir = checkpoints.resolve_rule_dir(checkpoint)
+    metadata = checkpoints.read_rule_metadata(rule_dir)
+    run_config = metadata.get("run_config") or {}
+    training = {k: v for k, v in run_config.items() if k != "problem_description"}
+    training.update({k: metadata[k] for k in ("epoch", "validation_loss") if k in metadata})
+    rule = checkpoints.load_rule(rule_dir)
+    return export_rule(
+        rule, export_dir, problem=run_config.get("problem_description"), training=training,
+        evaluation=evaluation,
+    )
 
 
 def signature_ops(export_dir: str, signatures: tuple[str, ...] = SIGNATURES_CALLED) -> set[str]:

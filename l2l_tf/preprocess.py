@@ -7,7 +7,7 @@ Each gradient coordinate ``g`` becomes two features::
     otherwise:       (-1,          exp(p) * g)
 
 so that gradients spanning many orders of magnitude reach the LSTM on a common scale.
-Zero maps to ``(-1, 0)``. ``+-inf`` maps to ``(+inf, +-1)`` and NaN to NaN: non-finite
+Zero maps to ``(-1, 0)``. ``+-inf`` maps to ``(+inf, +-1)`` and NaN to ``(-1, NaN)``: non-finite
 gradients are screened out before the rule (see ``LearnedOptimizer``), never here.
 The log is taken of ``max(|g|, exp(-p))`` so the unused branch never produces
 ``-inf`` and gradients through this function (``second_derivatives=True``) stay finite.

@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from l2l_tf import checkpoints, export
+from l2l_tf import export
 from train import common
 
 flags.DEFINE_string("checkpoint", None, "meta_train --save_path, or a rule folder.")
@@ -22,20 +22,6 @@ flags.DEFINE_string("export_dir", None, "Where to write the SavedModel (replaced
 flags.DEFINE_string("evaluation_json", None, "Optional results.json of train.evaluate to embed as the evaluation summary.")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
 FLAGS = flags.FLAGS
-
-
-def export_from_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None = None) -> str:
-    """Loads the rule at ``checkpoint`` and exports it with its training metadata."""
-    rule_dir = checkpoints.resolve_rule_dir(checkpoint)
-    metadata = checkpoints.read_rule_metadata(rule_dir)
-    run_config = metadata.get("run_config") or {}
-    training = {k: v for k, v in run_config.items() if k != "problem_description"}
-    training.update({k: metadata[k] for k in ("epoch", "validation_loss") if k in metadata})
-    rule = checkpoints.load_rule(rule_dir)
-    return export.export_rule(
-        rule, export_dir, problem=run_config.get("problem_description"), training=training,
-        evaluation=evaluation,
-    )
 
 
 def main(argv: list[str]) -> None:
@@ -50,7 +36,7 @@ def main(argv: list[str]) -> None:
         evaluation = {k: results[k] for k in ("summary", "settings") if k in results}
     common.require_dir_parent_writable(FLAGS.export_dir, "export_dir")
     try:
-        export_from_checkpoint(FLAGS.checkpoint, FLAGS.export_dir, evaluation)
+        export.export_checkpoint(FLAGS.checkpoint, FLAGS.export_dir, evaluation)
     except FileNotFoundError as error:
         common.usage_error(str(error))
     print(f"exported {FLAGS.checkpoint} -> {FLAGS.export_dir}")

@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from l2l_tf import preprocess
+from l2l_tf import export, preprocess
 from l2l_tf.meta import MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -95,9 +95,7 @@ def main(argv: list[str]) -> None:
         common.usage_error(str(error))
     print("summary: " + json.dumps(summary), flush=True)
     if FLAGS.export_dir:
-        from train.export import export_from_checkpoint
-
-        export_from_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
         print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
 
 

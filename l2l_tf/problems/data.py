@@ -66,15 +66,18 @@ def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split
     import tensorflow_datasets as tfds
 
     try:
-        images, labels = tfds.as_numpy(
-            tfds.load(name, split=split, batch_size=-1, as_supervised=True, data_dir=data_dir)
-        )
+        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+        chunks = list(tfds.as_numpy(dataset.batch(8192)))
     except Exception as error:  # TFDS raises many types for download/prepare failures
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
             f" {str(error)[:200]}). Without network access, use local IDX files instead:"
             " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
         ) from error
+    if not chunks:
+        raise DataUnavailableError(f"TFDS dataset {name!r} split {split!r} is empty")
+    images = np.concatenate([c[0] for c in chunks])
+    labels = np.concatenate([c[1] for c in chunks])
     flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
     return Split(flat, labels.astype(np.int32))
 

@@ -9,6 +9,7 @@ reader checks the magic, the declared sizes against the bytes actually present
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 
@@ -52,7 +53,7 @@ def read_idx(path: str, expected_ndim: int | None = None) -> np.ndarray:
     if len(header) < header_size:
         raise IdxFormatError(f"{path}: truncated header ({len(header)} of {header_size} bytes)")
     shape = struct.unpack(f">{ndim}I", header[4:header_size])
-    count = int(np.prod(shape, dtype=np.int64)) if all(shape) else 0
+    count = math.prod(shape)
     if count > MAX_ELEMENTS:
         raise IdxFormatError(f"{path}: header declares {count} elements (shape {shape}); refusing")
     data = _read_bytes(path, header_size + count)

@@ -1,0 +1,92 @@
+"""The absl binaries, run as a user runs them: in subprocesses, with real files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, subprocess_env
+
+QUICK_TRAIN = ["--problem=quadratic", "--num_epochs=4", "--num_steps=20", "--unroll_length=10",
+               "--validation_every=2", "--validation_runs=2", "--log_every=2", "--checkpoint_every=2"]
+
+
+def run_binary(name, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", f"train.{name}", *args], capture_output=True, text=True,
+                          cwd=REPO, env=subprocess_env(), timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    save = str(tmp_path_factory.mktemp("meta") / "run")
+    result = run_binary("meta_train", f"--save_path={save}", *QUICK_TRAIN, f"--export_dir={save}_export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return save, result.stdout
+
+
+def test_meta_train_writes_best_rule_logs_checkpoints_and_export(trained):
+    save, stdout = trained
+    assert "validation at epoch 0" in stdout and "epoch 4/4" in stdout and "optimizee steps/s" in stdout
+    summary = json.loads(stdout.split("summary: ")[1].splitlines()[0])
+    assert summary["epochs"] == 4 and summary["skipped_updates"] == 0
+    assert os.path.isfile(os.path.join(save, "best", "rule_config.json"))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(save, "logs")))
+    assert os.path.isfile(os.path.join(save, "train", "checkpoint"))
+    from l2l_tf import export
+
+    meta = export.read_metadata(save + "_export")
+    assert meta["training"]["problem"] == "quadratic" and "meta_train" in meta["training"]["command"]
+    assert meta["problem"]["name"] == "quadratic"
+
+
+def test_evaluate_prints_table_and_writes_curves_and_plot(trained, tmp_path):
+    save, _ = trained
+    out = str(tmp_path / "eval")
+    result = run_binary("evaluate", "--problem=quadratic", f"--optimizer={save}_export", "--num_steps=20",
+                        "--num_seeds=3", "--tuning_seeds=2", "--learning_rates=0.01,0.1", "--baselines=sgd,adam",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("lstm", "adam", "sgd", "loss@20 mean"):
+        assert name in result.stdout
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert np.asarray(results["curves"]["adam"]).shape == (3, 21)
+    assert results["settings"]["evaluation_seeds"] == [0, 2]
+    assert results["tuning"]["adam"]["best_learning_rate"] in (0.01, 0.1)
+    with open(os.path.join(out, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_binary_embeds_evaluation(trained, tmp_path):
+    save, _ = trained
+    evaluation = tmp_path / "results.json"
+    evaluation.write_text(json.dumps({"summary": [{"optimizer": "lstm", "final_loss_mean": 1.0}], "settings": {"num_steps": 20}}))
+    result = run_binary("export", f"--checkpoint={save}", f"--export_dir={tmp_path / 'rule'}", f"--evaluation_json={evaluation}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    from l2l_tf import export
+
+    assert export.read_metadata(str(tmp_path / "rule"))["evaluation"]["settings"] == {"num_steps": 20}
+
+
+@pytest.mark.parametrize(
+    "name, args, message",
+    [
+        ("meta_train", ["--save_path=/tmp/x", "--num_steps=100", "--unroll_length=30"], "must divide --num_steps"),
+        ("meta_train", ["--save_path=/nonexistent/dir/x"], "does not exist"),
+        ("meta_train", ["--save_path=/tmp/x", "--num_epochs=0"], "num_epochs"),
+        ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
+        ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
+        ("meta_train", [], "save_path"),
+        ("evaluate", ["--optimizer=/nonexistent"], "no trained rule"),
+        ("evaluate", ["--optimizer=/tmp", "--baselines=adamw"], "unknown ['adamw']"),
+        ("evaluate", ["--optimizer=/tmp", "--learning_rates=fast"], "must be numbers"),
+        ("export", ["--checkpoint=/nonexistent", "--export_dir=/tmp/y"], "no trained rule"),
+    ],
+)
+def test_bad_flags_give_a_usage_error_not_a_traceback(name, args, message):
+    result = run_binary(name, *args, timeout=300)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,179 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import subprocess_env
+from l2l_tf import export
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+
+FRESH_PROCESS_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf  # the only import: no l2l_tf
+assert "l2l_tf" not in sys.modules
+loaded = tf.saved_model.load(sys.argv[1])
+meta = json.loads(loaded.signatures["metadata"]()["json"].numpy().decode())
+g = np.load(sys.argv[2])
+state = loaded.signatures["init_state"](num_coordinates=tf.constant(len(g), tf.int32))["state"]
+out = loaded.signatures["serving_default"](gradients=tf.constant(g), state=state)
+out = loaded.signatures["serving_default"](gradients=tf.constant(g), state=out["state"])
+np.save(sys.argv[3], out["update"].numpy())
+print(json.dumps({"state_size": meta["state_size"], "format": meta["format"], "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    rule = CoordinatewiseLSTM(RuleConfig(hidden_size=20), seed=11)
+    path = str(tmp_path_factory.mktemp("export") / "rule")
+    export.export_rule(rule, path, problem={"name": "quadratic"}, training={"command": "test"},
+                       evaluation={"note": "none"})
+    return rule, path
+
+
+def _two_steps(step, init_state, g):
+    state = init_state(len(g))
+    _, state = step(tf.constant(g), state)
+    return step(tf.constant(g), state)
+
+
+def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
+    rule, path = exported
+    g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
+    np.save(tmp_path / "g.npy", g)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npy")],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info == {"state_size": 80, "format": "l2l_tf.rule", "modules": []}
+    fresh = np.load(tmp_path / "u.npy")
+    in_memory = _two_steps(rule.step, rule.init_state, g)[0].numpy()
+    frozen = export.load(path)
+    loaded = _two_steps(frozen.step, frozen.init_state, g)[0].numpy()
+    np.testing.assert_allclose(fresh, in_memory, atol=1e-6)
+    np.testing.assert_allclose(loaded, in_memory, atol=1e-6)
+    np.testing.assert_allclose(frozen.to_rule().step(tf.constant(g), rule.init_state(1000))[0].numpy(),
+                               rule.step(tf.constant(g), rule.init_state(1000))[0].numpy(), atol=1e-6)
+
+
+def test_metadata_contract(exported):
+    _, path = exported
+    meta = export.read_metadata(path)
+    assert meta["format_version"] == 1
+    assert meta["rule"] == {"type": "coordinatewise_lstm", "num_layers": 2, "hidden_size": 20,
+                            "preprocessing": "log_sign", "preprocessing_p": 10.0, "output_scale": 0.1}
+    assert meta["problem"] == {"name": "quadratic"} and meta["training"] == {"command": "test"}
+    assert meta["evaluation"] == {"note": "none"}
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, path = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    show = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300)
+    assert show.returncode == 0, show.stderr[-2000:]
+    for expected in ("serving_default", "init_state", "gradients", "update", "(-1, 80)"):
+        assert expected in show.stdout
+    np.save(tmp_path / "g.npy", np.array([0.5, -1e-6, 0.0], np.float32))
+    np.save(tmp_path / "s.npy", np.zeros((3, 80), np.float32))
+    run = subprocess.run(
+        [cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"gradients={tmp_path / 'g.npy'};state={tmp_path / 's.npy'}"],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "update" in run.stdout and "state" in run.stdout
+
+
+def test_export_is_atomic(exported, tmp_path, monkeypatch):
+    rule, path = exported
+    target = tmp_path / "target"
+    export.export_rule(rule, str(target))
+    before = sorted(os.listdir(target))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_rule(rule, str(target))
+    with pytest.raises(KeyboardInterrupt):
+        export.export_rule(rule, str(tmp_path / "new"))
+    assert sorted(os.listdir(target)) == before  # the old export is intact
+    assert not (tmp_path / "new").exists()  # nothing half-written
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
+    export.load(str(target))
+
+
+def test_load_errors_name_the_problem(exported, tmp_path):
+    _, path = exported
+    with pytest.raises(export.RuleLoadError, match="no such path"):
+        export.load(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(export.RuleLoadError, match="not a SavedModel"):
+        export.load(str(tmp_path / "empty"))
+    foreign = tf.Module()
+    foreign.f = tf.function(lambda x: {"y": x * 2}, input_signature=[tf.TensorSpec([None], tf.float32)])
+    tf.saved_model.save(foreign, str(tmp_path / "foreign"), signatures=foreign.f)
+    with pytest.raises(export.RuleLoadError, match="not an l2l_tf rule"):
+        export.load(str(tmp_path / "foreign"))
+
+
+def _copy_with_metadata(path, tmp_path, name, change):
+    import shutil
+
+    target = tmp_path / name
+    shutil.copytree(path, target)
+    asset = target / "assets" / export.METADATA_ASSET
+    meta = json.loads(asset.read_text())
+    change(meta)
+    asset.write_text(json.dumps(meta))
+    return str(target)
+
+
+def test_unsupported_version_and_state_mismatch(exported, tmp_path):
+    _, path = exported
+    newer = _copy_with_metadata(path, tmp_path, "v99", lambda m: m.update(format_version=99))
+    with pytest.raises(export.RuleLoadError, match="format version 99"):
+        export.load(newer)
+    wrong = _copy_with_metadata(path, tmp_path, "state", lambda m: m["rule"].update(hidden_size=10))
+    with pytest.raises(export.RuleLoadError, match="state_size 80 does not match"):
+        export.load(wrong)
+    both = _copy_with_metadata(path, tmp_path, "both",
+                               lambda m: (m["rule"].update(hidden_size=10), m.update(state_size=40)))
+    with pytest.raises(export.RuleLoadError, match="serving_default input 'state'"):
+        export.load(both)
+
+
+class _FileWritingRule(CoordinatewiseLSTM):
+    """A malicious rule: its step writes a file."""
+
+    target = ""
+
+    def step(self, gradients, state):
+        tf.io.write_file(self.target, tf.strings.as_string(tf.reduce_sum(gradients)))
+        return super().step(gradients, state)
+
+
+def test_savedmodel_with_forbidden_op_is_refused(tmp_path):
+    rule = _FileWritingRule(seed=0)
+    rule.target = str(tmp_path / "pwned.txt")
+    path = str(tmp_path / "evil")
+    export.export_rule(rule, path)
+    with pytest.raises(export.RuleLoadError, match="WriteFile"):
+        export.load(path)
+    from l2l_tf.optimizer import LearnedOptimizer
+
+    with pytest.raises(export.RuleLoadError, match="allow_unsafe_ops"):
+        LearnedOptimizer.load(path)
+    assert not os.path.exists(rule.target)
+    frozen = export.load(path, allow_unsafe_ops=True)  # explicit opt-out for trusted files
+    frozen.step(tf.ones([3]), frozen.init_state(3))
+    assert os.path.exists(rule.target)

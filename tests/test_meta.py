@@ -1,0 +1,128 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l_tf import seeds
+from l2l_tf.evaluation import RuleRunner
+from l2l_tf.meta import MetaConfig, MetaTrainer, unroll
+from l2l_tf.problems.quadratic import Quadratic
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.training import TrainingOptions, meta_train, validation_score
+
+
+def _first_unroll_inputs(problem, length):
+    params = problem.flatten(problem.initial_params(7))
+    batches = next(iter(problem.batches(7).batch(length)))
+    return params, batches
+
+
+def _meta_gradient(rule, problem, params, batches, length, second_derivatives):
+    with tf.GradientTape() as tape:
+        meta_loss, _, _, _ = unroll(rule, problem, params, rule.init_state(problem.num_coordinates),
+                                    batches, length, second_derivatives)
+    return meta_loss, tape.gradient(meta_loss, rule.trainable_variables)
+
+
+def test_meta_gradients_are_non_zero_and_finite():
+    problem, rule = Quadratic(dims=5, batch_size=8), CoordinatewiseLSTM(seed=0)
+    params, batches = _first_unroll_inputs(problem, 5)
+    meta_loss, grads = _meta_gradient(rule, problem, params, batches, 5, False)
+    assert np.isfinite(meta_loss.numpy())
+    assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in grads)
+    assert all(np.any(g.numpy() != 0) for g in grads)
+
+
+class _ReplayRule(tf.Module):
+    """Wraps a rule but feeds it recorded gradients (constants) instead of the live ones."""
+
+    def __init__(self, rule, recorded):
+        super().__init__()
+        self.rule, self.recorded, self.t = rule, recorded, 0
+
+    def init_state(self, n):
+        return self.rule.init_state(n)
+
+    def step(self, gradients, state):
+        del gradients
+        out = self.rule.step(self.recorded[self.t], state)
+        self.t += 1
+        return out
+
+
+class _RecordingRule(_ReplayRule):
+    def step(self, gradients, state):
+        self.recorded.append(tf.constant(gradients.numpy()))
+        return self.rule.step(gradients, state)
+
+
+def test_second_derivatives_false_really_stops_gradient_through_optimizee_gradients():
+    problem = Quadratic(dims=4, batch_size=6)
+    rule = CoordinatewiseLSTM(RuleConfig(preprocessing="none", output_scale=1.0), seed=1)
+    params, batches = _first_unroll_inputs(problem, 6)
+    recorder = _RecordingRule(rule, [])
+    unroll(recorder, problem, params, rule.init_state(problem.num_coordinates), batches, 6)
+    # Reference: the same unroll with the optimizee gradients replaced by constants.
+    replay = _ReplayRule(rule, recorder.recorded)
+    with tf.GradientTape() as tape:
+        loss, _, _, _ = unroll(replay, problem, params, rule.init_state(problem.num_coordinates), batches, 6)
+    reference = tape.gradient(loss, rule.trainable_variables)
+    _, stopped = _meta_gradient(rule, problem, params, batches, 6, second_derivatives=False)
+    _, full = _meta_gradient(rule, problem, params, batches, 6, second_derivatives=True)
+    def relative_difference(a, b):
+        return float(tf.linalg.global_norm([x - y for x, y in zip(a, b)]) / tf.linalg.global_norm(b))
+
+    assert relative_difference(stopped, reference) < 1e-5
+    # Keeping second derivatives changes the meta-gradient far beyond float noise.
+    assert relative_difference(full, stopped) > 1e-2
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_short_meta_training_reduces_validation_loss(jit_compile):
+    problem = Quadratic(dims=10, batch_size=32)
+    rule = CoordinatewiseLSTM(seed=0)
+    config = MetaConfig(num_steps=40, unroll_length=20, meta_learning_rate=3e-3, jit_compile=jit_compile)
+    runner = RuleRunner(rule, problem, 40, jit_compile)
+    validation = seeds.validation_seeds(4)
+    before = validation_score(runner, validation)
+    trainer = MetaTrainer(rule, problem, config)
+    meta_losses = [float(r["meta_loss"]) for i in range(25) for r in trainer.unrolls(seeds.training_seed(i))]
+    after = validation_score(runner, validation)
+    assert after < 0.7 * before, (before, after)
+    assert np.mean(meta_losses[-10:]) < np.mean(meta_losses[:10])
+
+
+class _PoisonedQuadratic(Quadratic):
+    """A quadratic whose run with seed ``poisoned`` has NaN targets (a NaN loss)."""
+
+    poisoned = seeds.training_seed(2)
+
+    def sample_function(self, seed):
+        w, y = super().sample_function(seed)
+        return w, (y * math.nan if seed == self.poisoned else y)
+
+
+def test_nan_optimizee_loss_is_skipped_and_training_continues(tmp_path):
+    problem = _PoisonedQuadratic(dims=5, batch_size=8)
+    rule = CoordinatewiseLSTM(seed=0)
+    summary = meta_train(
+        rule, problem, MetaConfig(num_steps=20, unroll_length=10, jit_compile=False),
+        TrainingOptions(num_epochs=5, validation_every=5, validation_runs=2, log_every=5),
+        str(tmp_path / "run"), log=lambda line: None,
+    )
+    assert summary["epochs"] == 5
+    assert summary["skipped_updates"] >= 1
+    assert summary["reset_runs"] >= 1
+    assert all(np.all(np.isfinite(v.numpy())) for v in rule.trainable_variables)
+    from l2l_tf import checkpoints
+
+    saved = checkpoints.load_rule(str(tmp_path / "run"))
+    assert all(np.all(np.isfinite(v.numpy())) for v in saved.trainable_variables)
+
+
+def test_meta_config_validation():
+    with pytest.raises(ValueError, match="multiple of unroll_length"):
+        MetaConfig(num_steps=100, unroll_length=30)
+    with pytest.raises(ValueError, match="meta_learning_rate"):
+        MetaConfig(meta_learning_rate=0.0)
