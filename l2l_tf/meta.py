@@ -29,7 +29,7 @@ class MetaConfig:
     meta_learning_rate: float = 1e-3
     second_derivatives: bool = False
     meta_gradient_clip_norm: float | None = None
-    jit_compile: bool = True
+    jit_compile: bool = False  # measured faster on CPU (benchmarks/); XLA stays available
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -86,6 +86,7 @@ def unroll(
     """
     step_losses = []
     meta_loss = tf.constant(0.0)
+    cells = rule.split_state(state)
     for t in range(unroll_length):
         losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
         mean_loss = tf.reduce_mean(losses)
@@ -94,8 +95,9 @@ def unroll(
             meta_loss += mean_loss
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
-        update, state = rule.step(gradients, state)
+        update, cells = rule.step_cells(gradients, cells)
         params = params + update
+    state = rule.join_state(cells)
     last_batch = step_batch(batches, unroll_length - 1)
     meta_loss += tf.reduce_mean(problem.flat_loss(params, last_batch))
     return meta_loss, tf.stack(step_losses), params, state

@@ -104,6 +104,14 @@ class CoordinatewiseLSTM(tf.Module):
         """Zero recurrent state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
         return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
 
+    def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
+        """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each ``[N, H]``."""
+        return tf.split(state, 2 * self.config.num_layers, axis=1)
+
+    def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor:
+        """Inverse of ``split_state``."""
+        return tf.concat(cells, axis=1)
+
     def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One update for a flat batch of coordinates.
 
@@ -114,22 +122,32 @@ class CoordinatewiseLSTM(tf.Module):
         Returns:
           ``(update, new_state)``: the additive ``[N]`` update and the ``[N, state_size]`` state.
         """
-        hidden = self.config.hidden_size
+        update, cells = self.step_cells(gradients, self.split_state(state))
+        return update, self.join_state(cells)
+
+    def step_cells(
+        self, gradients: tf.Tensor, cells: list[tf.Tensor]
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``step`` on the state split into cells (see ``split_state``).
+
+        Meta-training carries the cells through an unroll instead of one ``[N, S]``
+        tensor: slicing and re-concatenating the state every step costs more than the
+        LSTM itself in the backward pass.
+        """
         x = preprocess.preprocess(
             gradients, self.config.preprocessing, self.config.preprocessing_p
         )
-        new_state = []
+        new_cells = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            h = state[:, 2 * layer * hidden : (2 * layer + 1) * hidden]
-            c = state[:, (2 * layer + 1) * hidden : (2 * layer + 2) * hidden]
+            h, c = cells[2 * layer], cells[2 * layer + 1]
             gates = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
             i, f, g, o = tf.split(gates, 4, axis=1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             h = tf.sigmoid(o) * tf.tanh(c)
-            new_state += [h, c]
+            new_cells += [h, c]
             x = h
         update = tf.squeeze(tf.matmul(x, self.output_kernel) + self.output_bias, axis=1)
-        return update * self.config.output_scale, tf.concat(new_state, axis=1)
+        return update * self.config.output_scale, new_cells
 
     def num_meta_parameters(self) -> int:
         return int(sum(v.shape.num_elements() for v in self.trainable_variables))

@@ -27,8 +27,9 @@ from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
 
 RUN_CONFIG_FILE = "run_config.json"
-# Keys of the run config that may change when resuming (more epochs, other logging).
-RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir"}
+# Keys of the run config that may change when resuming (more epochs, logging, XLA on/off:
+# none of them changes what is computed).
+RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command"}
 
 
 @dataclasses.dataclass(frozen=True)

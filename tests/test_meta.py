@@ -44,17 +44,23 @@ class _ReplayRule(tf.Module):
     def init_state(self, n):
         return self.rule.init_state(n)
 
-    def step(self, gradients, state):
+    def split_state(self, state):
+        return self.rule.split_state(state)
+
+    def join_state(self, cells):
+        return self.rule.join_state(cells)
+
+    def step_cells(self, gradients, cells):
         del gradients
-        out = self.rule.step(self.recorded[self.t], state)
+        out = self.rule.step_cells(self.recorded[self.t], cells)
         self.t += 1
         return out
 
 
 class _RecordingRule(_ReplayRule):
-    def step(self, gradients, state):
+    def step_cells(self, gradients, cells):
         self.recorded.append(tf.constant(gradients.numpy()))
-        return self.rule.step(gradients, state)
+        return self.rule.step_cells(gradients, cells)
 
 
 def test_second_derivatives_false_really_stops_gradient_through_optimizee_gradients():

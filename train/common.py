@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import flags
+from absl import flags, logging
 
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
+
+
+# TensorFlow's Python INFO logs (checkpoint sharding etc.) would bury the progress lines.
+logging.set_verbosity(logging.WARNING)
 
 
 def define_problem_flags() -> None:

@@ -32,7 +32,7 @@ flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must
 flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
 flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
-flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA.")
+flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
 flags.DEFINE_integer("num_layers", 2, "LSTM layers.", lower_bound=1)
 flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)

@@ -1,0 +1,221 @@
+"""l2l_tf benchmarks: meta-training throughput, frozen-rule throughput, Keras overhead.
+
+  python -m benchmarks.run [--quick] [--output=benchmarks/results.json]
+
+Every ratio is against a reference measured in the same process and run (Adam for
+Keras steps; a large float32 matmul for FLOP rates), so it holds on a noisy machine.
+Times are medians over repeats after a warm-up; compile time is reported apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+
+from absl import app, flags
+
+flags.DEFINE_boolean("quick", False, "Fewer repeats and sizes (a smoke run, about two minutes).")
+flags.DEFINE_string("output", "benchmarks/results.json", "Where to write the JSON results.")
+flags.DEFINE_string("mnist_dir", None, "IDX folder of MNIST for the MNIST benchmarks (default: random data of MNIST's shape).")
+flags.DEFINE_list("sections", ["meta", "rule", "keras"], "Which benchmarks to run.")
+FLAGS = flags.FLAGS
+
+# Multiply-add FLOPs of one 2x20 LSTM rule step per coordinate (matmuls only; the
+# elementwise gate math adds roughly 10% more and is not counted).
+def rule_matmul_flops(inputs: int = 2, hidden: int = 20, layers: int = 2) -> int:
+    flops, fan_in = 0, inputs
+    for _ in range(layers):
+        flops += 2 * (fan_in + hidden) * 4 * hidden
+        fan_in = hidden
+    return flops + 2 * hidden
+
+
+def median_time(fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` timings of ``inner`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            result = fn()
+        _block(result)
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def _block(result: Any) -> None:
+    import tensorflow as tf
+
+    for leaf in tf.nest.flatten(result):
+        if hasattr(leaf, "numpy"):
+            leaf.numpy()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def matmul_flop_rate(size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matmul: the machine's practical ceiling in this process."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    _block(matmul())
+    return 2.0 * size**3 / median_time(matmul, repeats, inner=3)
+
+
+def mnist_problem(variant: str = "mnist"):
+    import numpy as np
+
+    from l2l_tf.problems.data import Split, load_idx_split
+    from l2l_tf.problems.mnist import mnist_mlp_problem, MLP_VARIANTS, mlp
+    from l2l_tf.problems.keras_problem import KerasProblem
+
+    if FLAGS.mnist_dir:
+        return mnist_mlp_problem(variant, "idx", FLAGS.mnist_dir)
+    rng = np.random.default_rng(0)
+    split = Split(rng.random((4096, 784), dtype=np.float32), rng.integers(0, 10, 4096).astype(np.int32))
+    hidden, activation = MLP_VARIANTS[variant]
+    return KerasProblem(lambda: mlp(hidden, activation), split, init_stddev=0.01, name=variant)
+
+
+def bench_meta_training(quick: bool) -> list[dict]:
+    """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
+    from l2l_tf import seeds
+    from l2l_tf.meta import MetaConfig, MetaTrainer
+    from l2l_tf.problems.quadratic import Quadratic
+    from l2l_tf.rules import CoordinatewiseLSTM
+
+    rows = []
+    for name, make in (("quadratic 128x10", Quadratic), ("mnist mlp 784-20-10", mnist_problem)):
+        for jit in (True, False):
+            problem = make()
+            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit))
+            n = problem.num_coordinates
+            params = problem.flatten(problem.initial_params(seeds.training_seed(0)))
+            state = trainer.rule.init_state(n)
+            batches = next(trainer.run_batches(seeds.training_seed(0)))
+            start = time.perf_counter()
+            _block(trainer.train_unroll(params, state, batches))
+            compile_s = time.perf_counter() - start
+            per_unroll = median_time(lambda: trainer.train_unroll(params, state, batches), 3 if quick else 7, inner=2 if quick else 5)
+            rows.append({
+                "problem": name, "xla": jit, "coordinates": n,
+                "optimizee_steps_per_s": trainer.config.unroll_length / per_unroll,
+                "seconds_per_unroll": per_unroll, "compile_s": compile_s, "peak_rss_mib": peak_rss_mib(),
+            })
+            print(f"  meta {name:<22} xla={str(jit):<5} {rows[-1]['optimizee_steps_per_s']:8.1f} steps/s"
+                  f"  (compile {compile_s:.1f}s)", flush=True)
+    return rows
+
+
+def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
+    """Coordinate-updates/s of the exported SavedModel step, and its share of the matmul rate."""
+    import tensorflow as tf
+
+    from l2l_tf import export
+    from l2l_tf.rules import CoordinatewiseLSTM
+
+    path = os.path.join(tempfile.mkdtemp(), "rule")
+    export.export_rule(CoordinatewiseLSTM(), path)
+    frozen = export.load(path)
+    flops = rule_matmul_flops()
+    rows = []
+    sizes = [10_000, 100_000, 1_000_000] + ([] if quick else [10_000_000])
+    for n in sizes:
+        gradients = tf.random.normal([n])
+        state = frozen.init_state(n)
+        _block(frozen.step(gradients, state))
+        seconds = median_time(lambda: frozen.step(gradients, state), 3 if quick else 5, inner=1 if n >= 1e6 else 5)
+        rate = n / seconds
+        rows.append({
+            "coordinates": n, "coordinate_updates_per_s": rate, "matmul_gflop_per_s": rate * flops / 1e9,
+            "fraction_of_matmul_rate": rate * flops / ceiling,
+            "bytes_per_s": rate * (2 * 80 + 2) * 4,  # state read+written, gradient in, update out
+        })
+        print(f"  rule N={n:<9} {rate / 1e6:8.2f} M coord-updates/s  {rows[-1]['fraction_of_matmul_rate']:.1%} of matmul rate", flush=True)
+    return rows
+
+
+def bench_keras(quick: bool) -> list[dict]:
+    """Seconds per fit step with LearnedOptimizer / with Adam, same model and data."""
+    import keras
+    import numpy as np
+
+    from l2l_tf import export
+    from l2l_tf.optimizer import LearnedOptimizer
+    from l2l_tf.rules import CoordinatewiseLSTM
+
+    path = os.path.join(tempfile.mkdtemp(), "rule")
+    export.export_rule(CoordinatewiseLSTM(), path)
+    rng = np.random.default_rng(0)
+
+    def mlp():
+        return keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="sigmoid"), keras.layers.Dense(10)])
+
+    def convnet():
+        return keras.Sequential([
+            keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 5, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(16, 5, activation="relu"), keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10),
+        ])
+
+    rows = []
+    steps = 20 if quick else 50
+    for name, build, shape in (("mnist mlp", mlp, (784,)), ("conv net", convnet, (28, 28, 1))):
+        x = rng.random((128 * steps, *shape), dtype=np.float32)
+        y = rng.integers(0, 10, 128 * steps)
+        timings = {}
+        for label, make_opt in (("adam", lambda: keras.optimizers.Adam(1e-3)), ("learned", lambda: LearnedOptimizer.load(path))):
+            keras.utils.set_random_seed(0)
+            model = build()
+            model.compile(optimizer=make_opt(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+            model.fit(x, y, batch_size=128, epochs=1, verbose=0)  # compile + warm-up
+            per_epoch = median_time(lambda: model.fit(x, y, batch_size=128, epochs=1, verbose=0), 3 if quick else 5)
+            timings[label] = per_epoch / steps
+            params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+            opt_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.optimizer.variables) - 8
+            timings[label + "_bytes_per_param"] = opt_bytes / params
+        rows.append({
+            "model": name, "trainable_parameters": params,
+            "seconds_per_step_adam": timings["adam"], "seconds_per_step_learned": timings["learned"],
+            "ratio_learned_over_adam": timings["learned"] / timings["adam"],
+            "optimizer_bytes_per_parameter_adam": timings["adam_bytes_per_param"],
+            "optimizer_bytes_per_parameter_learned": timings["learned_bytes_per_param"],
+        })
+        print(f"  keras {name:<10} learned/adam step time {rows[-1]['ratio_learned_over_adam']:.2f}x", flush=True)
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import tensorflow as tf
+
+    ceiling = matmul_flop_rate()
+    results: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], "tensorflow": tf.__version__},
+        "quick": FLAGS.quick, "matmul_gflop_per_s": ceiling / 1e9,
+    }
+    print(f"matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s", flush=True)
+    if "meta" in FLAGS.sections:
+        results["meta_training"] = bench_meta_training(FLAGS.quick)
+    if "rule" in FLAGS.sections:
+        results["frozen_rule"] = bench_frozen_rule(FLAGS.quick, ceiling)
+    if "keras" in FLAGS.sections:
+        results["keras"] = bench_keras(FLAGS.quick)
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
