@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from l2l_tf import export, preprocess
+from l2l_tf import checkpoints, export, preprocess
 from l2l_tf.meta import MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -26,6 +26,11 @@ common.define_problem_flags()
 flags.DEFINE_string("save_path", None, "Output folder: best rule, training checkpoints, logs.")
 flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
 flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
+flags.DEFINE_string(
+    "init_from", None,
+    "Warm start: initial rule weights from this meta_train --save_path (its best rule) or rule"
+    " folder, e.g. to continue with a lower --meta_learning_rate. Architecture flags must match.",
+)
 flags.DEFINE_integer("num_epochs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
@@ -53,7 +58,7 @@ def run_config() -> dict:
     names = [
         "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
-        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs",
+        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -79,6 +84,18 @@ def main(argv: list[str]) -> None:
     )
     problem = common.build_problem()
     rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+    if FLAGS.init_from:
+        try:
+            start = checkpoints.load_rule(FLAGS.init_from)
+        except FileNotFoundError as error:
+            common.usage_error(str(error))
+        if start.config != rule_config:
+            common.usage_error(
+                f"--init_from={FLAGS.init_from} holds a rule {start.config}, but the flags ask for"
+                f" {rule_config}: pass matching architecture flags"
+            )
+        for target, value in zip(rule.trainable_variables, start.trainable_variables):
+            target.assign(value)
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
