@@ -1,0 +1,22 @@
+"""l2l_tf: learned optimizers (Andrychowicz et al., 2016) for TensorFlow 2 / Keras 3.
+
+Main entry points:
+  CoordinatewiseLSTM, RuleConfig   the coordinatewise LSTM update rule
+  MetaConfig, MetaTrainer          truncated-BPTT meta-training
+  Quadratic, KerasProblem          optimizee families
+  export                           SavedModel export/load (export.export_rule, export.load)
+  LearnedOptimizer                 a frozen rule as a keras.optimizers.Optimizer
+"""
+
+from l2l_tf import export
+from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.optimizer import LearnedOptimizer
+from l2l_tf.problems import KerasProblem, Problem, Quadratic, make_problem
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoordinatewiseLSTM", "KerasProblem", "LearnedOptimizer", "MetaConfig", "MetaTrainer", "Problem",
+    "Quadratic", "RuleConfig", "export", "make_problem",
+]

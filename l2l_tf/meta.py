@@ -14,10 +14,14 @@ import dataclasses
 from typing import Any, Iterator
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import CoordinatewiseLSTM
+
+
+META_LOSS_WEIGHTINGS = ("uniform", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,7 @@ class MetaConfig:
     second_derivatives: bool = False
     meta_gradient_clip_norm: float | None = None
     jit_compile: bool = False  # measured faster on CPU (benchmarks/); XLA stays available
+    meta_loss_weighting: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -46,6 +51,21 @@ class MetaConfig:
             raise ValueError(f"meta_learning_rate must be > 0, got {self.meta_learning_rate}")
         if self.meta_gradient_clip_norm is not None and not self.meta_gradient_clip_norm > 0:
             raise ValueError("meta_gradient_clip_norm must be > 0 (or None for no clipping)")
+        if self.meta_loss_weighting not in META_LOSS_WEIGHTINGS:
+            raise ValueError(
+                f"unknown meta_loss_weighting {self.meta_loss_weighting!r}; choose from {META_LOSS_WEIGHTINGS}"
+            )
+
+    def step_weights(self) -> np.ndarray:
+        """Weights ``w_t`` of the optimizee loss at step ``t = 0..num_steps`` in the meta-loss.
+
+        ``uniform`` (the paper): ``w_t = 1``. ``linear``: ``w_t = 2t / num_steps`` (mean 1),
+        which puts the weight on late steps, i.e. on the final loss.
+        """
+        t = np.arange(self.num_steps + 1, dtype=np.float32)
+        if self.meta_loss_weighting == "linear":
+            return 2.0 * t / self.num_steps
+        return np.ones_like(t)
 
     @property
     def unrolls_per_run(self) -> int:
@@ -76,14 +96,18 @@ def unroll(
     batches: Batch,
     unroll_length: int,
     second_derivatives: bool = False,
+    step_weights: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
 
     Returns ``(meta_loss, step_losses, params, state)``: ``step_losses[t]`` is the mean
     loss at the parameters step ``t`` started from, on its batch; ``meta_loss`` is
-    ``sum_{t=1..T} mean f(theta_t)``, where ``f(theta_T)`` is evaluated on the last
-    step's batch so that every update in the unroll receives meta-gradient.
+    ``sum_{t=1..T} w_t mean f(theta_t)`` (``step_weights`` ``[T]``, default all 1), where
+    ``f(theta_T)`` is evaluated on the last step's batch so that every update in the
+    unroll receives meta-gradient.
     """
+    if step_weights is None:
+        step_weights = tf.ones([unroll_length])
     step_losses = []
     meta_loss = tf.constant(0.0)
     cells = rule.split_state(state)
@@ -92,14 +116,14 @@ def unroll(
         mean_loss = tf.reduce_mean(losses)
         step_losses.append(mean_loss)
         if t > 0:
-            meta_loss += mean_loss
+            meta_loss += step_weights[t - 1] * mean_loss
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
         update, cells = rule.step_cells(gradients, cells)
         params = params + update
     state = rule.join_state(cells)
     last_batch = step_batch(batches, unroll_length - 1)
-    meta_loss += tf.reduce_mean(problem.flat_loss(params, last_batch))
+    meta_loss += step_weights[-1] * tf.reduce_mean(problem.flat_loss(params, last_batch))
     return meta_loss, tf.stack(step_losses), params, state
 
 
@@ -135,12 +159,15 @@ class MetaTrainer:
             tf.TensorSpec([n], tf.float32),
             tf.TensorSpec([n, rule.state_size], tf.float32),
             batch_spec,
+            tf.TensorSpec([config.unroll_length], tf.float32),
         ]
         self.train_unroll = tf.function(
             self._train_unroll, input_signature=signature, jit_compile=config.jit_compile
         )
 
-    def _train_unroll(self, params: tf.Tensor, state: tf.Tensor, batches: Batch) -> dict:
+    def _train_unroll(
+        self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
+    ) -> dict:
         weights = self.rule.trainable_variables
         with tf.GradientTape() as tape:
             meta_loss, step_losses, params, state = unroll(
@@ -151,6 +178,7 @@ class MetaTrainer:
                 batches,
                 self.config.unroll_length,
                 self.config.second_derivatives,
+                step_weights,
             )
         meta_gradients = tape.gradient(meta_loss, weights)
         finite = all_finite([meta_loss, *meta_gradients])
@@ -186,7 +214,10 @@ class MetaTrainer:
         """
         params = self.problem.flatten(self.problem.initial_params(seed))
         state = self.rule.init_state(self.problem.num_coordinates)
-        for batches in self.run_batches(seed):
-            result = self.train_unroll(params, state, batches)
+        weights = self.config.step_weights()
+        length = self.config.unroll_length
+        for index, batches in enumerate(self.run_batches(seed)):
+            unroll_weights = weights[index * length + 1 : (index + 1) * length + 1]
+            result = self.train_unroll(params, state, batches, tf.constant(unroll_weights))
             params, state = result["params"], result["state"]
             yield result

@@ -78,10 +78,14 @@ def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def validation_score(runner: RuleRunner, validation_seeds: list[int]) -> float:
-    """Mean loss over all steps of the validation runs (the meta-objective, per step)."""
-    curves = [runner.run(seed)[0] for seed in validation_seeds]
-    score = float(np.mean(curves))
+def validation_score(
+    runner: RuleRunner, validation_seeds: list[int], step_weights: np.ndarray | None = None
+) -> float:
+    """Weighted mean loss over the steps of the validation runs (the meta-objective per step;
+    ``step_weights`` over ``t = 0..num_steps``, default uniform)."""
+    curves = np.stack([runner.run(seed)[0] for seed in validation_seeds])
+    weights = np.ones(curves.shape[1]) if step_weights is None else step_weights
+    score = float(np.mean(curves * weights))
     return score if math.isfinite(score) else math.inf
 
 
@@ -128,7 +132,7 @@ def meta_train(
     best_dir = os.path.join(save_path, "best")
 
     def validate() -> None:
-        score = validation_score(validator, validation_seeds)
+        score = validation_score(validator, validation_seeds, meta_config.step_weights())
         with writer.as_default(step=int(epoch)):
             tf.summary.scalar("validation_loss", score)
         improved = score < float(best_score)

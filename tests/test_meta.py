@@ -132,3 +132,21 @@ def test_meta_config_validation():
         MetaConfig(num_steps=100, unroll_length=30)
     with pytest.raises(ValueError, match="meta_learning_rate"):
         MetaConfig(meta_learning_rate=0.0)
+
+
+def test_meta_loss_weighting():
+    uniform = MetaConfig(num_steps=100, unroll_length=20).step_weights()
+    linear = MetaConfig(num_steps=100, unroll_length=20, meta_loss_weighting="linear").step_weights()
+    assert uniform.shape == linear.shape == (101,) and np.all(uniform == 1.0)
+    assert linear[0] == 0.0 and linear[-1] == pytest.approx(2.0) and np.all(np.diff(linear) > 0)
+    assert np.mean(linear) == pytest.approx(1.0)
+    # Weights select the loss terms: only the last one -> the meta-loss is the final loss.
+    problem, rule = Quadratic(dims=3, batch_size=4), CoordinatewiseLSTM(seed=0)
+    params, batches = _first_unroll_inputs(problem, 5)
+    state = rule.init_state(problem.num_coordinates)
+    only_last = tf.constant([0.0, 0.0, 0.0, 0.0, 1.0])
+    meta_loss, _, final_params, _ = unroll(rule, problem, params, state, batches, 5, step_weights=only_last)
+    expected = tf.reduce_mean(problem.flat_loss(final_params, tf.nest.map_structure(lambda b: b[4], batches)))
+    np.testing.assert_allclose(meta_loss.numpy(), expected.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="meta_loss_weighting"):
+        MetaConfig(meta_loss_weighting="exponential")

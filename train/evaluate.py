@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
             "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
             "tuning_seeds": [tuning[0], tuning[-1]],
             "learning_rate_grid": learning_rates,
-            "command": " ".join(sys.argv),
+            "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
             "wall_seconds": time.time() - start,
         }
         write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {"settings": settings, "tuning": tuning_record})

@@ -36,6 +36,11 @@ flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
 flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
 flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
+flags.DEFINE_enum(
+    "meta_loss_weighting", "uniform", ["uniform", "linear"],
+    "Weights of the optimizee losses in the meta-loss: uniform (the paper) or linear in the step"
+    " (emphasises the final loss).",
+)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -58,7 +63,7 @@ def run_config() -> dict:
     names = [
         "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
-        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from",
+        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -76,7 +81,7 @@ def main(argv: list[str]) -> None:
     )
     meta_config = MetaConfig(
         FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
-        FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile,
+        FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile, FLAGS.meta_loss_weighting,
     )
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
@@ -102,7 +107,8 @@ def main(argv: list[str]) -> None:
         f" ({problem.num_coordinates} coordinates), {FLAGS.num_epochs} runs of {FLAGS.num_steps} steps",
         flush=True,
     )
-    config = {**run_config(), "problem_description": problem.describe(), "command": " ".join(sys.argv)}
+    command = "python -m train.meta_train " + " ".join(sys.argv[1:])
+    config = {**run_config(), "problem_description": problem.describe(), "command": command}
     try:
         summary = meta_train(
             rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,

@@ -8,3 +8,4 @@ python -m train.evaluate --problem=quadratic --optimizer=$out/run --num_steps=10
   --num_seeds=100 --tuning_seeds=10 --output_dir=$out/eval100 2>&1 | tee $out/evaluate.log
 python -m train.export --checkpoint=$out/run --export_dir=saved_optimizers/quadratic_lstm \
   --evaluation_json=$out/eval100/results.json
+python -m train.report --optimizer_dir=saved_optimizers/quadratic_lstm --evaluation="Random 10-d quadratics, 100 steps (100 runs x 128 functions)=$out/eval100"
