@@ -21,7 +21,7 @@ from absl import app, flags
 
 from l2l_tf import baselines, checkpoints, export, seeds
 from l2l_tf.evaluation import (
-    BaselineRunner, RuleRunner, evaluate_baseline, evaluate_rule, format_table, plot_curves, tune,
+    BaselineRunner, RuleRunner, check_disjoint, evaluate_baseline, evaluate_rule, format_table, plot_curves, tune,
     write_curves,
 )
 from train import common
@@ -67,6 +67,7 @@ def main(argv: list[str]) -> None:
     problem = common.build_problem()
     eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
     tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
+    check_disjoint(tuning, eval_seeds)
     start = time.time()
     results, tuning_record = [], {}
     results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))

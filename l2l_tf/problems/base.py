@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 from typing import Any, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 Batch = Any  # a nest of tensors: one step's data (a minibatch, or a quadratic's W and y)
@@ -76,6 +75,3 @@ def seed_pair(seed: int, salt: int = 0) -> tf.Tensor:
         raise ValueError(f"seeds must be non-negative, got {seed}")
     return tf.constant([seed, salt], tf.int64)
 
-
-def as_numpy_losses(values: tf.Tensor) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)

@@ -1,0 +1,50 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l_tf import baselines, seeds
+from l2l_tf.evaluation import BaselineRunner, check_disjoint, format_table, evaluate_baseline, tune
+from l2l_tf.problems.quadratic import Quadratic
+
+
+def test_baseline_runner_matches_a_plain_keras_loop_and_resets_between_runs():
+    problem = Quadratic(dims=4, batch_size=3)
+    runner = BaselineRunner("adam", problem, num_steps=15, jit_compile=False)
+    first, _ = runner.run(seed=5, learning_rate=0.1)
+    again, final = runner.run(seed=5, learning_rate=0.1)
+    np.testing.assert_allclose(first, again, rtol=1e-6)  # slots and iterations were reset
+    theta = tf.Variable(problem.initial_params(5)[0])
+    optimizer = keras.optimizers.Adam(0.1)
+    w, y = problem.sample_function(5)
+    expected = []
+    for _ in range(15):
+        with tf.GradientTape() as tape:
+            losses = problem.loss([theta], (w, y))
+            total = tf.reduce_sum(losses)
+        expected.append(float(tf.reduce_mean(losses)))
+        optimizer.apply_gradients([(tape.gradient(total, theta), theta)])
+    expected.append(float(tf.reduce_mean(problem.loss([theta], (w, y)))))
+    np.testing.assert_allclose(first, expected, rtol=1e-4)
+    np.testing.assert_allclose(final.numpy(), theta.numpy().ravel(), rtol=1e-4, atol=1e-6)
+
+
+def test_tuning_picks_the_lowest_final_loss_and_skips_divergence():
+    problem = Quadratic(dims=4, batch_size=8)
+    runner = BaselineRunner("sgd", problem, num_steps=20, jit_compile=False)
+    result = tune(runner, seeds.tuning_seeds(2), [1e-4, 1e-2, 10.0])
+    assert result.scores[10.0] == float("inf")  # diverged
+    assert result.best_learning_rate == min(result.scores, key=result.scores.get) == 1e-2
+    table = format_table([evaluate_baseline(runner, [0, 1], result.best_learning_rate)], step=20)
+    assert "sgd" in table and "loss@20 mean" in table
+
+
+def test_seed_ranges_are_disjoint():
+    check_disjoint(seeds.tuning_seeds(50), seeds.evaluation_seeds(100))
+    with pytest.raises(ValueError, match="overlap"):
+        check_disjoint([1, 2, 3], [3, 4])
+    with pytest.raises(ValueError, match="evaluation seeds must lie"):
+        seeds.evaluation_seeds(10, start=seeds.TUNING_START)
+    assert seeds.training_seed(0) >= seeds.TRAINING_START > seeds.VALIDATION_START
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baselines.make_baseline("adagrad", 0.1)
