@@ -46,8 +46,11 @@ def usage_error(message: str) -> None:
 
 
 def require_dir_parent_writable(path: str, flag: str) -> None:
+    """Creates the parent folder of ``path`` if needed; a usage error if that is impossible."""
     parent = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(parent):
-        usage_error(f"--{flag}={path}: parent folder {parent!r} does not exist")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        usage_error(f"--{flag}={path}: cannot create parent folder {parent!r} ({error.strerror})")
     if not os.access(parent, os.W_OK):
         usage_error(f"--{flag}={path}: parent folder {parent!r} is not writable")
