@@ -88,6 +88,8 @@ def mnist_problem(variant: str = "mnist"):
 
 def bench_meta_training(quick: bool) -> list[dict]:
     """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
+    import tensorflow as tf
+
     from l2l_tf import seeds
     from l2l_tf.meta import MetaConfig, MetaTrainer
     from l2l_tf.problems.quadratic import Quadratic
@@ -102,10 +104,13 @@ def bench_meta_training(quick: bool) -> list[dict]:
             params = problem.flatten(problem.initial_params(seeds.training_seed(0)))
             state = trainer.rule.init_state(n)
             batches = next(trainer.run_batches(seeds.training_seed(0)))
+            weights = tf.ones([trainer.config.unroll_length])
             start = time.perf_counter()
-            _block(trainer.train_unroll(params, state, batches))
+            _block(trainer.train_unroll(params, state, batches, weights))
             compile_s = time.perf_counter() - start
-            per_unroll = median_time(lambda: trainer.train_unroll(params, state, batches), 3 if quick else 7, inner=2 if quick else 5)
+            per_unroll = median_time(
+                lambda: trainer.train_unroll(params, state, batches, weights), 3 if quick else 7, inner=2 if quick else 5
+            )
             rows.append({
                 "problem": name, "xla": jit, "coordinates": n,
                 "optimizee_steps_per_s": trainer.config.unroll_length / per_unroll,

@@ -18,13 +18,16 @@ ROWS = [
 
 
 def main() -> None:
-    print("| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) | runs |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) |"
+          " mean loss over all steps: LSTM / best | runs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for title, directory, paper in ROWS:
         path = os.path.join(directory, "results.json")
         if not os.path.isfile(path):
             continue
-        summary = {s["optimizer"]: s for s in json.load(open(path))["summary"]}
+        results = json.load(open(path))
+        summary = {s["optimizer"]: s for s in results["summary"]}
+        mean_over_steps = {name: sum(map(sum, c)) / (len(c) * len(c[0])) for name, c in results["curves"].items()}
         learned = summary.pop("lstm")
         best = min(summary.values(), key=lambda s: s["final_loss_mean"])
         adam = summary["adam"]
@@ -38,7 +41,7 @@ def main() -> None:
         print(
             f"| {title} | {paper} | {cell(learned)} | {best['optimizer']} lr={best['learning_rate']:g}: {cell(best)}"
             f" | {learned['final_loss_mean'] / best['final_loss_mean']:.2f} | lr={adam['learning_rate']:g}: {cell(adam)}"
-            f" | {learned['runs']} |"
+            f" | {mean_over_steps['lstm']:.3g} / {mean_over_steps[best['optimizer']]:.3g} | {learned['runs']} |"
         )
 
 
