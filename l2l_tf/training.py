@@ -29,6 +29,8 @@ from l2l_tf.rules import CoordinatewiseLSTM
 RUN_CONFIG_FILE = "run_config.json"
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off:
 # none of them changes what is computed).
+# Settings added after runs were first written, with the value older runs implicitly used.
+IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform"}
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command"}
 
 
@@ -59,7 +61,7 @@ def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
     path = os.path.join(save_path, RUN_CONFIG_FILE)
     if os.path.isfile(path):
         with open(path) as f:
-            previous = json.load(f)
+            previous = {**IMPLICIT_DEFAULTS, **json.load(f)}
         changed = {
             k: (previous.get(k), run_config.get(k))
             for k in set(previous) | set(run_config)
