@@ -20,6 +20,7 @@ its rule state is kept as it was; all finite coordinates update normally.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -71,7 +72,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         super().build(variables)
         self._rule_states = [
             self.add_variable(
-                shape=(_size(variable), self.state_size),
+                shape=(math.prod(variable.shape), self.state_size),
                 dtype="float32",
                 name=f"{variable.path.replace('/', '_')}_rule_state",
             )
@@ -92,9 +93,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         states = [self._rule_states[i] for i in indices]
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
         sizes = [int(f.shape[0]) for f in flat]
-        gradients = tf.concat(flat, axis=0) if len(flat) > 1 else flat[0]
-        state = tf.concat([tf.convert_to_tensor(s) for s in states], axis=0) if len(states) > 1 else tf.convert_to_tensor(states[0])
-        update, new_state = self._rule_step(gradients, state)
+        state = tf.concat([tf.convert_to_tensor(s) for s in states], axis=0)
+        update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
         update = update * tf.cast(learning_rate, tf.float32)
         for variable, state_var, part, part_state in zip(
             trainable_variables, states, tf.split(update, sizes), tf.split(new_state, sizes)
@@ -127,13 +127,6 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         return cls(rule, **config)
-
-
-def _size(variable: Any) -> int:
-    size = 1
-    for dim in variable.shape:
-        size *= int(dim)
-    return size
 
 
 keras.saving.register_keras_serializable(package="l2l_tf")(LearnedOptimizer)
