@@ -155,22 +155,23 @@ class OptimizerResult:
         return out
 
 
-def evaluate_rule(name: str, runner: RuleRunner, seeds: Sequence[int]) -> OptimizerResult:
+def _collect(name: str, problem: Problem, run: Any, seeds: Sequence[int], learning_rate: float | None = None) -> OptimizerResult:
     curves, metrics = [], []
     for seed in seeds:
-        losses, params = runner.run(seed)
+        losses, params = run(seed)
         curves.append(losses)
-        metrics.append(runner.problem.metrics(runner.problem.unflatten(params), seed))
-    return OptimizerResult(name, np.stack(curves), metrics)
+        metrics.append(problem.metrics(problem.unflatten(params), seed))
+    return OptimizerResult(name, np.stack(curves), metrics, learning_rate)
+
+
+def evaluate_rule(name: str, runner: RuleRunner, seeds: Sequence[int]) -> OptimizerResult:
+    """Loss curves and metrics of a rule over runs ``seeds``."""
+    return _collect(name, runner.problem, runner.run, seeds)
 
 
 def evaluate_baseline(runner: BaselineRunner, seeds: Sequence[int], learning_rate: float) -> OptimizerResult:
-    curves, metrics = [], []
-    for seed in seeds:
-        losses, params = runner.run(seed, learning_rate)
-        curves.append(losses)
-        metrics.append(runner.problem.metrics(runner.problem.unflatten(params), seed))
-    return OptimizerResult(runner.name, np.stack(curves), metrics, learning_rate)
+    """Loss curves and metrics of a baseline at ``learning_rate`` over runs ``seeds``."""
+    return _collect(runner.name, runner.problem, lambda seed: runner.run(seed, learning_rate), seeds, learning_rate)
 
 
 def check_disjoint(tuning_seeds: Sequence[int], evaluation_seeds: Sequence[int]) -> None:
