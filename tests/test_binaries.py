@@ -90,3 +90,16 @@ def test_bad_flags_give_a_usage_error_not_a_traceback(name, args, message):
     assert result.returncode in (1, 2)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_init_from_warm_starts_with_the_source_rule(trained, tmp_path):
+    save, _ = trained
+    source_score = json.load(open(os.path.join(save, "best", "rule_config.json")))["validation_loss"]
+    result = run_binary("meta_train", f"--save_path={tmp_path / 'warm'}", f"--init_from={save}",
+                        *[f for f in QUICK_TRAIN if not f.startswith("--num_epochs")], "--num_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = next(line for line in result.stdout.splitlines() if "validation at epoch 0" in line)
+    assert float(first.split(": ")[1].split()[0]) == pytest.approx(source_score, rel=1e-4)
+    mismatch = run_binary("meta_train", f"--save_path={tmp_path / 'bad'}", f"--init_from={save}", "--hidden_size=8",
+                          *QUICK_TRAIN)
+    assert mismatch.returncode == 2 and "pass matching architecture flags" in mismatch.stderr
