@@ -11,8 +11,12 @@ python -m train.meta_train --problem=mnist $data --save_path=$out/run --num_epoc
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_linear_lr2e-4 --init_from=$out/run \
   --meta_loss_weighting=linear --meta_learning_rate=2e-4 --num_epochs=600 \
   --log_every=20 --validation_every=40 --validation_runs=8 2>&1 | tee $out/meta_train.stage2b.log
-# Choose between the two on validation runs (never on evaluation runs).
-python experiments/mnist/select_rule.py $out/run $out/run_linear_lr2e-4 | tee $out/selection.log
+# Stage 3: continue on 200-step runs.
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_linear_200 --init_from=$out/run_linear_lr2e-4 \
+  --meta_loss_weighting=linear --meta_learning_rate=2e-4 --num_steps=200 --num_epochs=300 \
+  --log_every=20 --validation_every=30 --validation_runs=8 2>&1 | tee $out/meta_train.stage3.log
+# Choose among the stages on validation runs (never on evaluation runs).
+python experiments/mnist/select_rule.py $out/run $out/run_linear_lr2e-4 $out/run_linear_200 | tee $out/selection.log
 rule=$(tail -1 $out/selection.log | sed 's/^selected: //')
 evaluate() {  # name problem steps
   python -m train.evaluate --problem=$2 $data --optimizer=$rule --num_steps=$3 --num_seeds=30 \
@@ -27,7 +31,7 @@ python -m train.export --checkpoint=$rule --export_dir=saved_optimizers/mnist_ls
   --evaluation_json=$out/eval_mnist_100/results.json
 python -m train.report --optimizer_dir=saved_optimizers/mnist_lstm \
   --evaluation="MNIST MLP 784-20-10 sigmoid, 100 steps (the training problem)=$out/eval_mnist_100" \
-  --evaluation="MNIST MLP, 200 steps (trained on 100)=$out/eval_mnist_200" \
+  --evaluation="MNIST MLP, 200 steps=$out/eval_mnist_200" \
   --evaluation="Generalisation: 40 hidden units=$out/eval_mnist_40_100" \
   --evaluation="Generalisation: 2 hidden layers=$out/eval_mnist_2layer_100" \
   --evaluation="Generalisation: ReLU activations=$out/eval_mnist_relu_100"
