@@ -74,7 +74,7 @@ def matmul_flop_rate(size: int = 2048, repeats: int = 5) -> float:
 def mnist_problem(variant: str = "mnist"):
     import numpy as np
 
-    from l2l_tf.problems.data import Split, load_idx_split
+    from l2l_tf.problems.data import Split
     from l2l_tf.problems.mnist import mnist_mlp_problem, MLP_VARIANTS, mlp
     from l2l_tf.problems.keras_problem import KerasProblem
 

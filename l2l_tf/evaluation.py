@@ -29,12 +29,6 @@ def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train
     return next(iter(dataset.take(1)))
 
 
-def stacked_spec(problem: Problem, length: int) -> Any:
-    return tf.nest.map_structure(
-        lambda s: tf.TensorSpec([length, *s.shape], s.dtype), problem.batch_spec()
-    )
-
-
 class RuleRunner:
     """Runs a rule with ``init_state(n)`` and ``step(gradients, state)`` (no meta-gradient)."""
 
@@ -43,7 +37,7 @@ class RuleRunner:
         n = problem.num_coordinates
         self._trajectory = tf.function(
             self._run,
-            input_signature=[tf.TensorSpec([n], tf.float32), stacked_spec(problem, num_steps + 1)],
+            input_signature=[tf.TensorSpec([n], tf.float32), problem.stacked_batch_spec(num_steps + 1)],
             jit_compile=jit_compile,
         )
 
@@ -79,7 +73,7 @@ class BaselineRunner:
         self.optimizer.build([self.params])
         self._trajectory = tf.function(
             self._run,
-            input_signature=[stacked_spec(problem, num_steps + 1)],
+            input_signature=[problem.stacked_batch_spec(num_steps + 1)],
             jit_compile=jit_compile,
         )
 

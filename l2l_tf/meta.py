@@ -151,14 +151,10 @@ class MetaTrainer:
         self.meta_optimizer.build(rule.trainable_variables)
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         n = problem.num_coordinates
-        batch_spec = tf.nest.map_structure(
-            lambda s: tf.TensorSpec([config.unroll_length, *s.shape], s.dtype),
-            problem.batch_spec(),
-        )
         signature = [
             tf.TensorSpec([n], tf.float32),
             tf.TensorSpec([n, rule.state_size], tf.float32),
-            batch_spec,
+            problem.stacked_batch_spec(config.unroll_length),
             tf.TensorSpec([config.unroll_length], tf.float32),
         ]
         self.train_unroll = tf.function(

@@ -12,7 +12,6 @@ loss at the last step (mean, std, median over runs), and writes the per-step cur
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

@@ -68,6 +68,12 @@ class Problem(abc.ABC):
         """``tf.TensorSpec`` nest of one step's batch (fixes compiled signatures)."""
         return self.batches(0).element_spec
 
+    def stacked_batch_spec(self, length: int) -> Any:
+        """``tf.TensorSpec`` nest of ``length`` steps' batches stacked ``[length, ...]``."""
+        return tf.nest.map_structure(
+            lambda s: tf.TensorSpec([length, *s.shape], s.dtype), self.batch_spec()
+        )
+
 
 def seed_pair(seed: int, salt: int = 0) -> tf.Tensor:
     """A stateless-RNG seed from an integer seed and a salt separating streams."""
