@@ -28,7 +28,7 @@ from l2l_tf.rules import CoordinatewiseLSTM
 
 RUN_CONFIG_FILE = "run_config.json"
 # Settings added after runs were first written, with the value older runs implicitly used.
-IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform"}
+IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss"}
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off:
 # none of them changes what is computed).
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command"}
@@ -81,13 +81,14 @@ def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
 
 
 def validation_score(
-    runner: RuleRunner, validation_seeds: list[int], step_weights: np.ndarray | None = None
+    runner: RuleRunner, validation_seeds: list[int], meta_config: MetaConfig | None = None
 ) -> float:
-    """Weighted mean loss over the steps of the validation runs (the meta-objective per step;
-    ``step_weights`` over ``t = 0..num_steps``, default uniform)."""
+    """The meta-objective on the validation runs: the mean over steps and runs of
+    ``w_t g(loss_t)`` (``meta_config``'s step weights and objective; default the plain mean loss)."""
     curves = np.stack([runner.run(seed)[0] for seed in validation_seeds])
-    weights = np.ones(curves.shape[1]) if step_weights is None else step_weights
-    score = float(np.mean(curves * weights))
+    if meta_config is not None:
+        curves = meta_config.objective(tf.constant(curves)).numpy() * meta_config.step_weights()
+    score = float(np.mean(curves))
     return score if math.isfinite(score) else math.inf
 
 
@@ -134,7 +135,7 @@ def meta_train(
     best_dir = os.path.join(save_path, "best")
 
     def validate() -> None:
-        score = validation_score(validator, validation_seeds, meta_config.step_weights())
+        score = validation_score(validator, validation_seeds, meta_config)
         with writer.as_default(step=int(epoch)):
             tf.summary.scalar("validation_loss", score)
         improved = score < float(best_score)

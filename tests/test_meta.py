@@ -150,3 +150,18 @@ def test_meta_loss_weighting():
     np.testing.assert_allclose(meta_loss.numpy(), expected.numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="meta_loss_weighting"):
         MetaConfig(meta_loss_weighting="exponential")
+
+
+def test_log_loss_objective_sums_logs_of_the_step_losses():
+    problem, rule = Quadratic(dims=3, batch_size=4), CoordinatewiseLSTM(seed=0)
+    params, batches = _first_unroll_inputs(problem, 5)
+    state = rule.init_state(problem.num_coordinates)
+    config = MetaConfig(num_steps=5, unroll_length=5, meta_objective="log_loss")
+    plain, step_losses, final_params, _ = unroll(rule, problem, params, state, batches, 5)
+    logged, *_ = unroll(rule, problem, params, state, batches, 5, objective=config.objective)
+    final = tf.reduce_mean(problem.flat_loss(final_params, tf.nest.map_structure(lambda b: b[4], batches)))
+    terms = np.append(step_losses.numpy()[1:], final.numpy())
+    np.testing.assert_allclose(plain.numpy(), terms.sum(), rtol=1e-5)
+    np.testing.assert_allclose(logged.numpy(), np.log(terms).sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="meta_objective"):
+        MetaConfig(meta_objective="sqrt")

@@ -41,6 +41,11 @@ flags.DEFINE_enum(
     "Weights of the optimizee losses in the meta-loss: uniform (the paper) or linear in the step"
     " (emphasises the final loss).",
 )
+flags.DEFINE_enum(
+    "meta_objective", "loss", ["loss", "log_loss"],
+    "Each step's term of the meta-loss: the optimizee loss (the paper) or its log (weighs"
+    " late, small losses as much as early ones).",
+)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -64,6 +69,7 @@ def run_config() -> dict:
         "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
+        "meta_objective",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -82,6 +88,7 @@ def main(argv: list[str]) -> None:
     meta_config = MetaConfig(
         FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
         FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile, FLAGS.meta_loss_weighting,
+        FLAGS.meta_objective,
     )
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
