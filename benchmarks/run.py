@@ -12,19 +12,20 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
-import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
 from absl import app, flags
+
+from benchmarks.common import block, matmul_flop_rate, median_time, mnist_problem, peak_rss_mib
 
 flags.DEFINE_boolean("quick", False, "Fewer repeats and sizes (a smoke run, about two minutes).")
 flags.DEFINE_string("output", "benchmarks/results.json", "Where to write the JSON results.")
 flags.DEFINE_string("mnist_dir", None, "IDX folder of MNIST for the MNIST benchmarks (default: random data of MNIST's shape).")
-flags.DEFINE_list("sections", ["meta", "rule", "keras"], "Which benchmarks to run.")
+flags.DEFINE_list("sections", ["meta", "memory", "rule", "keras", "precision"], "Which benchmarks to run.")
 FLAGS = flags.FLAGS
+SHIPPED_MNIST_RULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_optimizers", "mnist_lstm")
 
 # Multiply-add FLOPs of one 2x20 LSTM rule step per coordinate (matmuls only; the
 # elementwise gate math adds roughly 10% more and is not counted).
@@ -34,56 +35,6 @@ def rule_matmul_flops(inputs: int = 2, hidden: int = 20, layers: int = 2) -> int
         flops += 2 * (fan_in + hidden) * 4 * hidden
         fan_in = hidden
     return flops + 2 * hidden
-
-
-def median_time(fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``repeats`` timings of ``inner`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            result = fn()
-        _block(result)
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
-
-
-def _block(result: Any) -> None:
-    import tensorflow as tf
-
-    for leaf in tf.nest.flatten(result):
-        if hasattr(leaf, "numpy"):
-            leaf.numpy()
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def matmul_flop_rate(size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of a large float32 matmul: the machine's practical ceiling in this process."""
-    import tensorflow as tf
-
-    a = tf.random.normal([size, size])
-    b = tf.random.normal([size, size])
-    matmul = tf.function(lambda: tf.matmul(a, b))
-    _block(matmul())
-    return 2.0 * size**3 / median_time(matmul, repeats, inner=3)
-
-
-def mnist_problem(variant: str = "mnist"):
-    import numpy as np
-
-    from l2l_tf.problems.data import Split
-    from l2l_tf.problems.mnist import mnist_mlp_problem, MLP_VARIANTS, mlp
-    from l2l_tf.problems.keras_problem import KerasProblem
-
-    if FLAGS.mnist_dir:
-        return mnist_mlp_problem(variant, "idx", FLAGS.mnist_dir)
-    rng = np.random.default_rng(0)
-    split = Split(rng.random((4096, 784), dtype=np.float32), rng.integers(0, 10, 4096).astype(np.int32))
-    hidden, activation = MLP_VARIANTS[variant]
-    return KerasProblem(lambda: mlp(hidden, activation), split, init_stddev=0.01, name=variant)
 
 
 def bench_meta_training(quick: bool) -> list[dict]:
@@ -96,7 +47,7 @@ def bench_meta_training(quick: bool) -> list[dict]:
     from l2l_tf.rules import CoordinatewiseLSTM
 
     rows = []
-    for name, make in (("quadratic 128x10", Quadratic), ("mnist mlp 784-20-10", mnist_problem)):
+    for name, make in (("quadratic 128x10", Quadratic), ("mnist mlp 784-20-10", lambda: mnist_problem(FLAGS.mnist_dir))):
         for jit in (True, False):
             problem = make()
             trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit))
@@ -106,7 +57,7 @@ def bench_meta_training(quick: bool) -> list[dict]:
             batches = next(trainer.run_batches(seeds.training_seed(0)))
             weights = tf.ones([trainer.config.unroll_length])
             start = time.perf_counter()
-            _block(trainer.train_unroll(params, state, batches, weights))
+            block(trainer.train_unroll(params, state, batches, weights))
             compile_s = time.perf_counter() - start
             per_unroll = median_time(
                 lambda: trainer.train_unroll(params, state, batches, weights), 3 if quick else 7, inner=2 if quick else 5
@@ -118,6 +69,44 @@ def bench_meta_training(quick: bool) -> list[dict]:
             })
             print(f"  meta {name:<22} xla={str(jit):<5} {rows[-1]['optimizee_steps_per_s']:8.1f} steps/s"
                   f"  (compile {compile_s:.1f}s)", flush=True)
+    return rows
+
+
+def bench_unroll_memory(quick: bool) -> list[dict]:
+    """Peak tensor memory of one MNIST meta-training unroll (TensorFlow's allocator
+    statistics, measured on a warm call), storing every activation and recomputing segments
+    of 10 steps (``MetaConfig.recompute_segment``)."""
+    import tensorflow as tf
+
+    from l2l_tf import seeds
+    from l2l_tf.meta import MetaConfig, MetaTrainer
+    from l2l_tf.rules import CoordinatewiseLSTM
+
+    problem = mnist_problem(FLAGS.mnist_dir)
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    rows = []
+    for length in (20, 100) if quick else (20, 100, 200):
+        for segment in (0, 10):
+            config = MetaConfig(num_steps=length, unroll_length=length, recompute_segment=segment)
+            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, config)
+            params = problem.flatten(problem.initial_params(seeds.training_seed(0)))
+            state = trainer.rule.init_state(problem.num_coordinates)
+            batches = next(trainer.run_batches(seeds.training_seed(0)))
+            weights = tf.ones([length])
+            block(trainer.train_unroll(params, state, batches, weights))  # compile + warm-up
+            before = tf.config.experimental.get_memory_info(device)["current"]
+            tf.config.experimental.reset_memory_stats(device)
+            start = time.perf_counter()
+            block(trainer.train_unroll(params, state, batches, weights))
+            seconds = time.perf_counter() - start
+            peak = tf.config.experimental.get_memory_info(device)["peak"] - before
+            rows.append({
+                "unroll_length": length, "recompute_segment": segment,
+                "coordinates": problem.num_coordinates, "peak_unroll_mib": peak / 2**20,
+                "optimizee_steps_per_s": length / seconds,
+            })
+            print(f"  unroll {length:>3} recompute_segment={segment:<3} peak {rows[-1]['peak_unroll_mib']:8.0f} MiB"
+                  f"  {rows[-1]['optimizee_steps_per_s']:6.1f} steps/s (one call)", flush=True)
     return rows
 
 
@@ -137,7 +126,7 @@ def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
     for n in sizes:
         gradients = tf.random.normal([n])
         state = frozen.init_state(n)
-        _block(frozen.step(gradients, state))
+        block(frozen.step(gradients, state))
         seconds = median_time(lambda: frozen.step(gradients, state), 3 if quick else 5, inner=1 if n >= 1e6 else 5)
         rate = n / seconds
         rows.append({
@@ -199,6 +188,45 @@ def bench_keras(quick: bool) -> list[dict]:
     return rows
 
 
+def bench_state_precision(quick: bool) -> list[dict]:
+    """The shipped MNIST rule training the MNIST MLP with its state stored in float32 and
+    in bfloat16: training loss per epoch, test accuracy, step time, optimizer bytes/param."""
+    import keras
+    import numpy as np
+
+    from l2l_tf.optimizer import LearnedOptimizer
+    from l2l_tf.problems.data import Split, load_split
+    from l2l_tf.problems.mnist import mlp
+
+    if FLAGS.mnist_dir:
+        train, test = (load_split(s, "idx", FLAGS.mnist_dir) for s in ("train", "test"))
+    else:
+        rng = np.random.default_rng(0)
+        train, test = (Split(rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.int32))
+                       for n in (4096, 1024))
+    epochs, rows = 2 if quick else 5, []
+    for state_dtype in ("float32", "bfloat16"):
+        keras.utils.set_random_seed(0)
+        model = mlp([20], "sigmoid")
+        optimizer = LearnedOptimizer.load(SHIPPED_MNIST_RULE, state_dtype=state_dtype)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=True)
+        start = time.perf_counter()
+        history = model.fit(train.images, train.labels, batch_size=128, epochs=epochs, verbose=0, shuffle=False)
+        steps = epochs * -(-len(train.labels) // 128)
+        params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+        state_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in optimizer._rule_states)
+        rows.append({
+            "state_dtype": state_dtype, "epochs": epochs, "training_loss_per_epoch": history.history["loss"],
+            "test_accuracy": float(model.evaluate(test.images, test.labels, verbose=0)[1]),
+            "seconds_per_step_incl_compile": (time.perf_counter() - start) / steps,
+            "state_bytes_per_parameter": state_bytes / params,
+        })
+        print(f"  state {state_dtype:<8} final loss {rows[-1]['training_loss_per_epoch'][-1]:.4f}"
+              f"  test acc {rows[-1]['test_accuracy']:.4f}  {rows[-1]['state_bytes_per_parameter']:.0f} B/param", flush=True)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     del argv
     import tensorflow as tf
@@ -212,10 +240,14 @@ def main(argv: list[str]) -> None:
     print(f"matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s", flush=True)
     if "meta" in FLAGS.sections:
         results["meta_training"] = bench_meta_training(FLAGS.quick)
+    if "memory" in FLAGS.sections:
+        results["unroll_memory"] = bench_unroll_memory(FLAGS.quick)
     if "rule" in FLAGS.sections:
         results["frozen_rule"] = bench_frozen_rule(FLAGS.quick, ceiling)
     if "keras" in FLAGS.sections:
         results["keras"] = bench_keras(FLAGS.quick)
+    if "precision" in FLAGS.sections:
+        results["state_precision"] = bench_state_precision(FLAGS.quick)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, "w") as f:
         json.dump(results, f, indent=1)

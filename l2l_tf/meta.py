@@ -40,6 +40,10 @@ class MetaConfig:
     jit_compile: bool = False  # measured faster on CPU (benchmarks/); XLA stays available
     meta_loss_weighting: str = "uniform"
     meta_objective: str = "loss"
+    # > 0: recompute the activations of segments of this many steps in the backward pass
+    # (tf.recompute_grad) instead of storing them, so long unrolls are not capped by
+    # memory; 0: store everything (fastest).
+    recompute_segment: int = 0
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -61,6 +65,13 @@ class MetaConfig:
                 f"unknown meta_loss_weighting {self.meta_loss_weighting!r}; choose from {META_LOSS_WEIGHTINGS}"
             )
 
+        if self.recompute_segment < 0 or (
+            self.recompute_segment and self.unroll_length % self.recompute_segment
+        ):
+            raise ValueError(
+                f"recompute_segment ({self.recompute_segment}) must be 0 (off) or divide"
+                f" unroll_length ({self.unroll_length})"
+            )
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(
                 f"unknown meta_objective {self.meta_objective!r}; choose from {META_OBJECTIVES}"
@@ -96,12 +107,50 @@ def step_batch(batches: Batch, t: int | tf.Tensor) -> Batch:
 def loss_and_gradient(
     problem: Problem, params: tf.Tensor, batch: Batch
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-function losses ``[F]`` and the gradient of their sum w.r.t. flat ``params``."""
+    """Per-function losses ``[F]`` and the gradient of their sum w.r.t. flat ``params``.
+
+    In a graph (``tf.function``) the gradient is built with ``tf.gradients``, which works
+    where tapes are paused, e.g. inside the forward pass of ``tf.recompute_grad``; an
+    enclosing tape still records it (second derivatives).
+    """
+    if not tf.executing_eagerly():
+        losses = problem.flat_loss(params, batch)
+        return losses, tf.gradients(tf.reduce_sum(losses), params)[0]
     with tf.GradientTape() as tape:
         tape.watch(params)
         losses = problem.flat_loss(params, batch)
         total = tf.reduce_sum(losses)
     return losses, tape.gradient(total, params)
+
+
+def _run_steps(
+    rule: CoordinatewiseLSTM,
+    problem: Problem,
+    params: tf.Tensor,
+    cells: list[tf.Tensor],
+    batches: Batch,
+    steps: range,
+    second_derivatives: bool,
+    step_weights: tf.Tensor,
+    objective: Callable[[tf.Tensor], tf.Tensor],
+) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
+    """Optimizee steps ``steps`` of an unroll: ``(params, cells, meta-loss terms, step losses)``.
+
+    Step ``t > 0`` adds ``w_{t-1} g(mean f(theta_t))`` to the meta-loss (step 0's loss is
+    the previous unroll's last term).
+    """
+    meta_loss, step_losses = tf.constant(0.0), []
+    for t in steps:
+        losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
+        mean_loss = tf.reduce_mean(losses)
+        step_losses.append(mean_loss)
+        if t > 0:
+            meta_loss += step_weights[t - 1] * objective(mean_loss)
+        if not second_derivatives:
+            gradients = tf.stop_gradient(gradients)
+        update, cells = rule.step_cells(gradients, cells)
+        params = params + update
+    return params, cells, meta_loss, tf.stack(step_losses)
 
 
 def unroll(
@@ -114,6 +163,7 @@ def unroll(
     second_derivatives: bool = False,
     step_weights: tf.Tensor | None = None,
     objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    recompute_segment: int = 0,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
 
@@ -123,29 +173,42 @@ def unroll(
     ``objective`` g, default the identity, e.g. ``MetaConfig.objective``), where
     ``f(theta_T)`` is evaluated on the last step's batch so that every update in the
     unroll receives meta-gradient.
+
+    ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
+    segments of K steps wrapped in ``tf.recompute_grad``: a differentiating tape keeps
+    only each segment's inputs (parameters and rule state) and recomputes the segment's
+    activations in the backward pass. Same values and gradients, far less memory, about
+    one more forward pass per step.
     """
     if step_weights is None:
         step_weights = tf.ones([unroll_length])
     if objective is None:
         objective = tf.identity
-    step_losses = []
-    meta_loss = tf.constant(0.0)
+    segment = recompute_segment or unroll_length
+    if unroll_length % segment:
+        raise ValueError(f"recompute_segment ({segment}) must divide unroll_length ({unroll_length})")
+    meta_loss, step_losses = tf.constant(0.0), []
     cells = rule.split_state(state)
-    for t in range(unroll_length):
-        losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
-        mean_loss = tf.reduce_mean(losses)
-        step_losses.append(mean_loss)
-        if t > 0:
-            meta_loss += step_weights[t - 1] * objective(mean_loss)
-        if not second_derivatives:
-            gradients = tf.stop_gradient(gradients)
-        update, cells = rule.step_cells(gradients, cells)
-        params = params + update
+    for start in range(0, unroll_length, segment):
+        steps = range(start, start + segment)
+
+        def run(params: tf.Tensor, *cells: tf.Tensor, steps: range = steps) -> list[tf.Tensor]:
+            params, cells, terms, losses = _run_steps(
+                rule, problem, params, list(cells), batches, steps, second_derivatives,
+                step_weights, objective,
+            )
+            return [params, *cells, terms, losses]
+
+        if recompute_segment:
+            run = tf.recompute_grad(run)
+        params, *cells, terms, losses = run(params, *cells)
+        meta_loss += terms
+        step_losses.append(losses)
     state = rule.join_state(cells)
     last_batch = step_batch(batches, unroll_length - 1)
     final_loss = tf.reduce_mean(problem.flat_loss(params, last_batch))
     meta_loss += step_weights[-1] * objective(final_loss)
-    return meta_loss, tf.stack(step_losses), params, state
+    return meta_loss, tf.concat(step_losses, axis=0), params, state
 
 
 def all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
@@ -197,6 +260,7 @@ class MetaTrainer:
                 self.config.second_derivatives,
                 step_weights,
                 self.config.objective,
+                self.config.recompute_segment,
             )
         meta_gradients = tape.gradient(meta_loss, weights)
         finite = all_finite([meta_loss, *meta_gradients])

@@ -16,6 +16,11 @@ summed, so every row's rule state advances as with a dense gradient), ``clipnorm
 
 Non-finite gradients: a coordinate whose gradient is NaN or +-inf is not updated and
 its rule state is kept as it was; all finite coordinates update normally.
+
+Memory: the rule state is ``state_size`` floats per parameter (80 for the 2x20 LSTM:
+320 bytes in float32). ``state_dtype="bfloat16"`` stores it in half the memory; the
+rule still computes in float32 (the state is widened before and rounded after each
+step). Its effect on training is measured in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from l2l_tf import export
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+STATE_DTYPES = ("float32", "bfloat16")
 
 
 class LearnedOptimizer(keras.optimizers.Optimizer):
@@ -38,6 +44,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     Args:
       rule: a ``CoordinatewiseLSTM`` or an ``export.FrozenRule`` (``LearnedOptimizer.load``).
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
+      state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
+        ``"bfloat16"`` (half the memory).
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 
@@ -46,9 +54,13 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule: CoordinatewiseLSTM | export.FrozenRule,
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
+        state_dtype: str = "float32",
         **kwargs: Any,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if state_dtype not in STATE_DTYPES:
+            raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
+        self.state_dtype = state_dtype
         if not hasattr(rule, "step") or not hasattr(rule, "init_state"):
             raise TypeError(f"rule must be a CoordinatewiseLSTM or FrozenRule, got {type(rule).__name__}")
         self.rule = rule
@@ -73,7 +85,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self._rule_states = [
             self.add_variable(
                 shape=(math.prod(variable.shape), self.state_size),
-                dtype="float32",
+                dtype=self.state_dtype,
                 name=f"{variable.path.replace('/', '_')}_rule_state",
             )
             for variable in variables
@@ -93,14 +105,14 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         states = [self._rule_states[i] for i in indices]
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
         sizes = [int(f.shape[0]) for f in flat]
-        state = tf.concat([tf.convert_to_tensor(s) for s in states], axis=0)
+        state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
         update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
         update = update * tf.cast(learning_rate, tf.float32)
         for variable, state_var, part, part_state in zip(
             trainable_variables, states, tf.split(update, sizes), tf.split(new_state, sizes)
         ):
             self.assign_add(variable, tf.cast(tf.reshape(part, variable.shape), variable.dtype))
-            self.assign(state_var, part_state)
+            self.assign(state_var, tf.cast(part_state, self.state_dtype))
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         """Per-variable update (Keras' generic path); the fused path above is the usual one."""
@@ -108,6 +120,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        config["state_dtype"] = self.state_dtype
         rule = self.rule
         if isinstance(rule, export.FrozenRule):
             rule_config, weights = rule.rule_config, rule.weights()

@@ -165,3 +165,31 @@ def test_log_loss_objective_sums_logs_of_the_step_losses():
     np.testing.assert_allclose(logged.numpy(), np.log(terms).sum(), rtol=1e-5)
     with pytest.raises(ValueError, match="meta_objective"):
         MetaConfig(meta_objective="sqrt")
+
+
+@pytest.mark.parametrize("second_derivatives", [False, True])
+def test_recomputed_segments_give_the_same_losses_and_meta_gradient(second_derivatives):
+    problem, rule = Quadratic(dims=5, batch_size=8), CoordinatewiseLSTM(seed=0)
+    params, batches = _first_unroll_inputs(problem, 6)
+    state = rule.init_state(problem.num_coordinates)
+    weights = tf.linspace(0.5, 2.0, 6)
+
+    @tf.function
+    def meta_gradient(segment):
+        with tf.GradientTape() as tape:
+            loss, losses, final_params, final_state = unroll(
+                rule, problem, params, state, batches, 6, second_derivatives, weights,
+                recompute_segment=segment,
+            )
+        return loss, losses, final_params, final_state, tape.gradient(loss, rule.trainable_variables)
+
+    stored = meta_gradient(0)
+    assert all(np.any(g.numpy() != 0) for g in stored[-1])
+    for segment in (1, 3):
+        recomputed = meta_gradient(segment)
+        for a, b in zip(recomputed[:4], stored[:4]):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+        for a, b in zip(recomputed[-1], stored[-1]):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="recompute_segment"):
+        MetaConfig(num_steps=100, unroll_length=20, recompute_segment=3)

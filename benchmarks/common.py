@@ -1,0 +1,59 @@
+"""Timing and problem helpers shared by the benchmark programs."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+
+def median_time(fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` timings of ``inner`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            result = fn()
+        block(result)
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def block(result: Any) -> None:
+    import tensorflow as tf
+
+    for leaf in tf.nest.flatten(result):
+        if hasattr(leaf, "numpy"):
+            leaf.numpy()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def matmul_flop_rate(size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matmul: the machine's practical ceiling in this process."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda: tf.matmul(a, b))
+    block(matmul())
+    return 2.0 * size**3 / median_time(matmul, repeats, inner=3)
+
+
+def mnist_problem(mnist_dir: str | None, variant: str = "mnist"):
+    """The MNIST MLP problem on the IDX files in ``mnist_dir``, or on random data of MNIST's shape."""
+    import numpy as np
+
+    from l2l_tf.problems.data import Split
+    from l2l_tf.problems.mnist import mnist_mlp_problem, MLP_VARIANTS, mlp
+    from l2l_tf.problems.keras_problem import KerasProblem
+
+    if mnist_dir:
+        return mnist_mlp_problem(variant, "idx", mnist_dir)
+    rng = np.random.default_rng(0)
+    split = Split(rng.random((4096, 784), dtype=np.float32), rng.integers(0, 10, 4096).astype(np.int32))
+    hidden, activation = MLP_VARIANTS[variant]
+    return KerasProblem(lambda: mlp(hidden, activation), split, init_stddev=0.01, name=variant)
