@@ -10,7 +10,12 @@ call updates every coordinate of every parameter at once::
     update, state = rule.step(gradients, state)  # theta_new = theta + update
 
 State layout: for layer ``l`` (0-based) the columns ``[2lH, (2l+1)H)`` hold ``h`` and
-``[(2l+1)H, (2l+2)H)`` hold ``c``; ``H = hidden_size``.
+``[(2l+1)H, (2l+2)H)`` hold ``c``; ``H = hidden_size``. With ``momentum_decays`` (K
+decay rates, an extension beyond the paper) the last K columns hold one running average
+of the gradient per rate, ``m_k <- b_k m_k + (1 - b_k) g``; the LSTM then sees the
+preprocessed gradient *and* the preprocessed averages. An LSTM fed only log/sign
+features cannot average raw gradients itself (it never sees them linearly), which is
+what momentum methods do; the averages give it that directly.
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ class RuleConfig:
     preprocessing: str = preprocess.LOG_SIGN
     preprocessing_p: float = 10.0
     output_scale: float = 0.1
+    momentum_decays: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "momentum_decays", tuple(float(b) for b in self.momentum_decays))
+        if not all(0.0 < b < 1.0 for b in self.momentum_decays):
+            raise ValueError(f"momentum_decays must lie in (0, 1), got {self.momentum_decays}")
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
         if self.hidden_size < 1:
@@ -47,11 +56,19 @@ class RuleConfig:
 
     @property
     def state_size(self) -> int:
-        """Floats of recurrent state per coordinate: layers x (h, c) x hidden units."""
-        return 2 * self.num_layers * self.hidden_size
+        """Floats of state per coordinate: layers x (h, c) x hidden units, plus one per
+        momentum decay rate."""
+        return 2 * self.num_layers * self.hidden_size + len(self.momentum_decays)
+
+    @property
+    def num_inputs(self) -> int:
+        """Input features per coordinate: the preprocessed gradient and averages."""
+        return preprocess.num_features(self.preprocessing) * (1 + len(self.momentum_decays))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["momentum_decays"] = list(self.momentum_decays)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RuleConfig":
@@ -74,7 +91,7 @@ class CoordinatewiseLSTM(tf.Module):
         super().__init__(name=name or "coordinatewise_lstm")
         self.config = config or RuleConfig()
         hidden = self.config.hidden_size
-        inputs = preprocess.num_features(self.config.preprocessing)
+        inputs = self.config.num_inputs
         self.kernels: list[tf.Variable] = []
         self.biases: list[tf.Variable] = []
         with self.name_scope:
@@ -105,8 +122,12 @@ class CoordinatewiseLSTM(tf.Module):
         return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
-        """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each ``[N, H]``."""
-        return tf.split(state, 2 * self.config.num_layers, axis=1)
+        """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each
+        ``[N, H]``, then (with momentum) the ``[N, K]`` gradient averages."""
+        sizes = [self.config.hidden_size] * (2 * self.config.num_layers)
+        if self.config.momentum_decays:
+            sizes.append(len(self.config.momentum_decays))
+        return tf.split(state, sizes, axis=1)
 
     def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor:
         """Inverse of ``split_state``."""
@@ -134,9 +155,7 @@ class CoordinatewiseLSTM(tf.Module):
         tensor: slicing and re-concatenating the state every step costs more than the
         LSTM itself in the backward pass.
         """
-        x = preprocess.preprocess(
-            gradients, self.config.preprocessing, self.config.preprocessing_p
-        )
+        x, momenta = self._features(gradients, cells)
         new_cells = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             h, c = cells[2 * layer], cells[2 * layer + 1]
@@ -147,7 +166,43 @@ class CoordinatewiseLSTM(tf.Module):
             new_cells += [h, c]
             x = h
         update = tf.squeeze(tf.matmul(x, self.output_kernel) + self.output_bias, axis=1)
-        return update * self.config.output_scale, new_cells
+        return update * self.config.output_scale, new_cells + momenta
+
+    def _features(
+        self, gradients: tf.Tensor, cells: list[tf.Tensor]
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The LSTM's ``[N, num_inputs]`` input, and the new gradient averages (if any)."""
+        config = self.config
+        x = preprocess.preprocess(gradients, config.preprocessing, config.preprocessing_p)
+        if not config.momentum_decays:
+            return x, []
+        decays = tf.constant(config.momentum_decays, tf.float32)
+        momenta = decays * cells[-1] + (1.0 - decays) * gradients[:, None]
+        averaged = preprocess.preprocess(momenta, config.preprocessing, config.preprocessing_p)
+        width = preprocess.num_features(config.preprocessing) * len(config.momentum_decays)
+        return tf.concat([x, tf.reshape(averaged, [-1, width])], axis=1), [momenta]
 
     def num_meta_parameters(self) -> int:
         return int(sum(v.shape.num_elements() for v in self.trainable_variables))
+
+
+def warm_start(rule: CoordinatewiseLSTM, source: CoordinatewiseLSTM) -> None:
+    """Initialises ``rule`` with ``source``'s weights.
+
+    Same architecture: a plain copy. ``rule`` = ``source`` plus ``momentum_decays`` (and
+    ``source`` has none): the first layer's kernel gets zero rows for the new
+    gradient-average inputs, so ``rule`` computes exactly what ``source`` does until
+    meta-training gives those inputs weight.
+    """
+    same_base = dataclasses.replace(rule.config, momentum_decays=source.config.momentum_decays)
+    if same_base != source.config or (source.config.momentum_decays and rule.config != source.config):
+        raise ValueError(
+            f"cannot initialise a rule {rule.config} from a rule {source.config}: architectures"
+            " must match (or differ only by added momentum_decays)"
+        )
+    for target, value in zip(rule.trainable_variables, source.trainable_variables):
+        if target.shape != value.shape:  # the first layer's kernel, with new input rows
+            features = preprocess.num_features(source.config.preprocessing)
+            added = target.shape[0] - value.shape[0]
+            value = tf.concat([value[:features], tf.zeros([added, value.shape[1]]), value[features:]], axis=0)
+        target.assign(value)

@@ -58,3 +58,45 @@ def test_checkpoint_round_trip(tmp_path):
     assert restored.config == rule.config
     with pytest.raises(FileNotFoundError, match="no trained rule"):
         checkpoints.load_rule(str(tmp_path / "missing"))
+
+
+def test_momentum_features_keep_running_gradient_averages_in_the_state():
+    config = RuleConfig(momentum_decays=(0.5, 0.9))
+    rule = CoordinatewiseLSTM(config, seed=3)
+    assert rule.state_size == 82 and config.num_inputs == 6
+    assert RuleConfig.from_dict(config.to_dict()) == config  # JSON lists come back as tuples
+    gradients = [tf.random.stateless_normal([30], seed=[5, t]) for t in range(3)]
+    state = rule.init_state(30)
+    expected = np.zeros((30, 2))
+    for g in gradients:
+        update, state = rule.step(g, state)
+        expected = np.array([0.5, 0.9]) * expected + np.array([0.5, 0.1]) * g.numpy()[:, None]
+        assert update.shape == (30,)
+    np.testing.assert_allclose(state.numpy()[:, 80:], expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="momentum_decays"):
+        RuleConfig(momentum_decays=(1.0,))
+
+
+def test_warm_start_with_added_momentum_inputs_preserves_the_rule(tmp_path):
+    from l2l_tf import export
+    from l2l_tf.rules import warm_start
+
+    source = CoordinatewiseLSTM(seed=4)
+    source.kernels[0].assign(source.kernels[0] * 3.0)  # not the init: a "trained" rule
+    rule = CoordinatewiseLSTM(RuleConfig(momentum_decays=(0.5, 0.9, 0.99)), seed=5)
+    warm_start(rule, source)
+    state, expanded_state = source.init_state(40), rule.init_state(40)
+    for t in range(4):
+        g = tf.random.stateless_normal([40], seed=[6, t]) * 0.1
+        update, state = source.step(g, state)
+        expanded_update, expanded_state = rule.step(g, expanded_state)
+        np.testing.assert_allclose(expanded_update.numpy(), update.numpy(), rtol=1e-5, atol=1e-8)
+    # The exported momentum rule computes the same as in memory.
+    export.export_rule(rule, str(tmp_path / "m"))
+    frozen = export.load(str(tmp_path / "m"))
+    frozen_update, frozen_state = frozen.step(g, frozen.init_state(40))
+    fresh_update, fresh_state = rule.step(g, rule.init_state(40))
+    np.testing.assert_allclose(frozen_update.numpy(), fresh_update.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(frozen_state.numpy(), fresh_state.numpy(), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="architectures"):
+        warm_start(CoordinatewiseLSTM(RuleConfig(hidden_size=10)), source)

@@ -18,7 +18,7 @@ from absl import app, flags
 
 from l2l_tf import checkpoints, export, preprocess
 from l2l_tf.meta import MetaConfig
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 from train import common
 
@@ -61,6 +61,12 @@ flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)
 flags.DEFINE_enum("preprocessing", preprocess.LOG_SIGN, preprocess.PREPROCESSINGS, "Gradient preprocessing.")
 flags.DEFINE_float("preprocessing_p", 10.0, "Exponent p of the log/sign preprocessing.", lower_bound=1e-6)
 flags.DEFINE_float("output_scale", 0.1, "Multiplier of the rule's output.", lower_bound=1e-12)
+flags.DEFINE_list(
+    "momentum_decays", [],
+    "Extension beyond the paper: decay rates of per-coordinate gradient averages fed to the LSTM"
+    " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_from a rule"
+    " without them, the new inputs start with zero weight.",
+)
 flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
 flags.DEFINE_integer("validation_runs", 8, "Held-out optimizee runs per validation.", lower_bound=1)
 flags.DEFINE_integer("checkpoint_every", 10, "Write a resumable checkpoint every N runs.", lower_bound=1)
@@ -76,7 +82,7 @@ def run_config() -> dict:
         "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
-        "meta_objective", "recompute_segment",
+        "meta_objective", "recompute_segment", "momentum_decays",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -89,9 +95,13 @@ def main(argv: list[str]) -> None:
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
     common.require_dir_parent_writable(FLAGS.save_path, "save_path")
-    rule_config = RuleConfig(
-        FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p, FLAGS.output_scale
-    )
+    try:
+        rule_config = RuleConfig(
+            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
+            FLAGS.output_scale, tuple(float(b) for b in FLAGS.momentum_decays),
+        )
+    except ValueError as error:
+        common.usage_error(f"--momentum_decays={','.join(FLAGS.momentum_decays)}: {error}")
     meta_config = MetaConfig(
         FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
         FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile, FLAGS.meta_loss_weighting,
@@ -108,13 +118,10 @@ def main(argv: list[str]) -> None:
             start = checkpoints.load_rule(FLAGS.init_from)
         except FileNotFoundError as error:
             common.usage_error(str(error))
-        if start.config != rule_config:
-            common.usage_error(
-                f"--init_from={FLAGS.init_from} holds a rule {start.config}, but the flags ask for"
-                f" {rule_config}: pass matching architecture flags"
-            )
-        for target, value in zip(rule.trainable_variables, start.trainable_variables):
-            target.assign(value)
+        try:
+            warm_start(rule, start)
+        except ValueError as error:
+            common.usage_error(f"--init_from={FLAGS.init_from}: {error}; pass matching architecture flags")
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
