@@ -14,6 +14,12 @@ ROWS = [
     ("MNIST, 40 hidden units, step 100", "experiments/mnist/eval_mnist_40_100", "LSTM well ahead"),
     ("MNIST, 2 hidden layers, step 100", "experiments/mnist/eval_mnist_2layer_100", "LSTM well ahead"),
     ("MNIST, ReLU, step 100", "experiments/mnist/eval_mnist_relu_100", "LSTM fails"),
+    # The extension beyond the paper: the same LSTM also fed running gradient averages.
+    ("+ momentum features: MNIST, step 100", "experiments/mnist/eval_momentum_mnist_100", "(not in the paper)"),
+    ("+ momentum features: MNIST, 200 steps", "experiments/mnist/eval_momentum_mnist_200", "(not in the paper)"),
+    ("+ momentum features: 40 hidden units", "experiments/mnist/eval_momentum_mnist_40_100", "(not in the paper)"),
+    ("+ momentum features: 2 hidden layers", "experiments/mnist/eval_momentum_mnist_2layer_100", "(not in the paper)"),
+    ("+ momentum features: ReLU", "experiments/mnist/eval_momentum_mnist_relu_100", "(not in the paper)"),
 ]
 
 

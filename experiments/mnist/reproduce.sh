@@ -15,23 +15,42 @@ python -m train.meta_train --problem=mnist $data --save_path=$out/run_linear_lr2
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_linear_200 --init_from=$out/run_linear_lr2e-4 \
   --meta_loss_weighting=linear --meta_learning_rate=2e-4 --num_steps=200 --num_epochs=300 \
   --log_every=20 --validation_every=30 --validation_runs=8 2>&1 | tee $out/meta_train.stage3.log
-# Choose among the stages on validation runs (never on evaluation runs).
-python experiments/mnist/select_rule.py $out/run $out/run_linear_lr2e-4 $out/run_linear_200 | tee $out/selection.log
-rule=$(tail -1 $out/selection.log | sed 's/^selected: //')
-evaluate() {  # name problem steps
-  python -m train.evaluate --problem=$2 $data --optimizer=$rule --num_steps=$3 --num_seeds=30 \
+# Stage 4 (second session): longer unrolls against the short-horizon bias, 200-step runs.
+# Each run was pinned to one core (taskset -c N, TF_NUM_INTRAOP_THREADS=1) and stopped
+# by hand at the epoch given by --num_epochs here (see NOTES.md).
+long="--meta_loss_weighting=linear --num_steps=200 --log_every=10 --validation_every=20 --validation_runs=8"
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_long_unroll --init_from=$out/run_linear_200 \
+  $long --meta_learning_rate=2e-4 --unroll_length=100 --num_epochs=230 2>&1 | tee $out/meta_train.stage4_long_unroll.log
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_full_unroll --init_from=$out/run_linear_200 \
+  $long --meta_learning_rate=2e-4 --unroll_length=200 --num_epochs=FULL_EPOCHS 2>&1 | tee $out/meta_train.stage4_full_unroll.log
+# Stage 5: the extension, momentum features, warm-started (function-preserving) from stage 4.
+momentum="--momentum_decays=0.5,0.9,0.99 --unroll_length=100"
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum --init_from=$out/run_long_unroll \
+  $long $momentum --meta_learning_rate=3e-4 --num_epochs=110 2>&1 | tee $out/meta_train.stage5_momentum.log
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum_lr1e-4 --init_from=$out/run_momentum \
+  $long $momentum --meta_learning_rate=1e-4 --num_epochs=MOMENTUM_EPOCHS 2>&1 | tee $out/meta_train.stage5b_momentum.log
+# Choose on validation runs (never on evaluation runs): the paper's architecture among
+# stages 1-4, the momentum extension among stage 5's two runs.
+python experiments/mnist/select_rule.py $out/run $out/run_linear_lr2e-4 $out/run_linear_200 \
+  $out/run_long_unroll $out/run_full_unroll | tee $out/selection.log
+python experiments/mnist/select_rule.py $out/run_momentum $out/run_momentum_lr1e-4 | tee $out/selection_momentum.log
+evaluate() {  # name problem steps rule
+  python -m train.evaluate --problem=$2 $data --optimizer=$4 --num_steps=$3 --num_seeds=30 \
     --tuning_seeds=5 --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
 }
-evaluate mnist_100 mnist 100
-evaluate mnist_200 mnist 200
-evaluate mnist_40_100 mnist_40 100
-evaluate mnist_2layer_100 mnist_2layer 100
-evaluate mnist_relu_100 mnist_relu 100
-python -m train.export --checkpoint=$rule --export_dir=saved_optimizers/mnist_lstm \
-  --evaluation_json=$out/eval_mnist_100/results.json
-python -m train.report --optimizer_dir=saved_optimizers/mnist_lstm \
-  --evaluation="MNIST MLP 784-20-10 sigmoid, 100 steps (the training problem)=$out/eval_mnist_100" \
-  --evaluation="MNIST MLP, 200 steps=$out/eval_mnist_200" \
-  --evaluation="Generalisation: 40 hidden units=$out/eval_mnist_40_100" \
-  --evaluation="Generalisation: 2 hidden layers=$out/eval_mnist_2layer_100" \
-  --evaluation="Generalisation: ReLU activations=$out/eval_mnist_relu_100"
+ship() {  # prefix rule saved_optimizers/NAME
+  evaluate ${1}mnist_100 mnist 100 $2
+  evaluate ${1}mnist_200 mnist 200 $2
+  evaluate ${1}mnist_40_100 mnist_40 100 $2
+  evaluate ${1}mnist_2layer_100 mnist_2layer 100 $2
+  evaluate ${1}mnist_relu_100 mnist_relu 100 $2
+  python -m train.export --checkpoint=$2 --export_dir=$3 --evaluation_json=$out/eval_${1}mnist_100/results.json
+  python -m train.report --optimizer_dir=$3 \
+    --evaluation="MNIST MLP 784-20-10 sigmoid, 100 steps (the training problem)=$out/eval_${1}mnist_100" \
+    --evaluation="MNIST MLP, 200 steps=$out/eval_${1}mnist_200" \
+    --evaluation="Generalisation: 40 hidden units=$out/eval_${1}mnist_40_100" \
+    --evaluation="Generalisation: 2 hidden layers=$out/eval_${1}mnist_2layer_100" \
+    --evaluation="Generalisation: ReLU activations=$out/eval_${1}mnist_relu_100"
+}
+ship "" "$(tail -1 $out/selection.log | sed 's/^selected: //')" saved_optimizers/mnist_lstm
+ship momentum_ "$(tail -1 $out/selection_momentum.log | sed 's/^selected: //')" saved_optimizers/mnist_lstm_momentum
