@@ -22,13 +22,13 @@ long="--meta_loss_weighting=linear --num_steps=200 --log_every=10 --validation_e
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_long_unroll --init_from=$out/run_linear_200 \
   $long --meta_learning_rate=2e-4 --unroll_length=100 --num_epochs=230 2>&1 | tee $out/meta_train.stage4_long_unroll.log
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_full_unroll --init_from=$out/run_linear_200 \
-  $long --meta_learning_rate=2e-4 --unroll_length=200 --num_epochs=FULL_EPOCHS 2>&1 | tee $out/meta_train.stage4_full_unroll.log
+  $long --meta_learning_rate=2e-4 --unroll_length=200 --num_epochs=600 2>&1 | tee $out/meta_train.stage4_full_unroll.log
 # Stage 5: the extension, momentum features, warm-started (function-preserving) from stage 4.
 momentum="--momentum_decays=0.5,0.9,0.99 --unroll_length=100"
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum --init_from=$out/run_long_unroll \
   $long $momentum --meta_learning_rate=3e-4 --num_epochs=110 2>&1 | tee $out/meta_train.stage5_momentum.log
 python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum_lr1e-4 --init_from=$out/run_momentum \
-  $long $momentum --meta_learning_rate=1e-4 --num_epochs=MOMENTUM_EPOCHS 2>&1 | tee $out/meta_train.stage5b_momentum.log
+  $long $momentum --meta_learning_rate=1e-4 --num_epochs=360 2>&1 | tee $out/meta_train.stage5b_momentum.log
 # Choose on validation runs (never on evaluation runs): the paper's architecture among
 # stages 1-4, the momentum extension among stage 5's two runs.
 python experiments/mnist/select_rule.py $out/run $out/run_linear_lr2e-4 $out/run_linear_200 \
