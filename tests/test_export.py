@@ -68,7 +68,8 @@ def test_metadata_contract(exported):
     meta = export.read_metadata(path)
     assert meta["format_version"] == 1
     assert meta["rule"] == {"type": "coordinatewise_lstm", "num_layers": 2, "hidden_size": 20,
-                            "preprocessing": "log_sign", "preprocessing_p": 10.0, "output_scale": 0.1}
+                            "preprocessing": "log_sign", "preprocessing_p": 10.0, "output_scale": 0.1,
+                            "momentum_decays": []}
     assert meta["problem"] == {"name": "quadratic"} and meta["training"] == {"command": "test"}
     assert meta["evaluation"] == {"note": "none"}
 
