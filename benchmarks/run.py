@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from absl import app, flags
@@ -39,11 +40,22 @@ def rule_matmul_flops(inputs: int = 2, hidden: int = 20, layers: int = 2) -> int
     return flops + 2 * hidden
 
 
-def bench_meta_training(quick: bool) -> list[dict]:
-    """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
+def first_unroll(trainer) -> Callable[[], Any]:
+    """A call of ``trainer.train_unroll`` on the first unroll of training run 0."""
     import tensorflow as tf
 
     from l2l_tf import seeds
+
+    problem, seed = trainer.problem, seeds.training_seed(0)
+    params = problem.flatten(problem.initial_params(seed))
+    state = trainer.rule.init_state(problem.num_coordinates)
+    batches = next(trainer.run_batches(seed))
+    weights = tf.ones([trainer.config.unroll_length])
+    return lambda: trainer.train_unroll(params, state, batches, weights)
+
+
+def bench_meta_training(quick: bool) -> list[dict]:
+    """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
     from l2l_tf.meta import MetaConfig, MetaTrainer
     from l2l_tf.problems.quadratic import Quadratic
     from l2l_tf.rules import CoordinatewiseLSTM
@@ -54,16 +66,11 @@ def bench_meta_training(quick: bool) -> list[dict]:
             problem = make()
             trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit))
             n = problem.num_coordinates
-            params = problem.flatten(problem.initial_params(seeds.training_seed(0)))
-            state = trainer.rule.init_state(n)
-            batches = next(trainer.run_batches(seeds.training_seed(0)))
-            weights = tf.ones([trainer.config.unroll_length])
+            train_unroll = first_unroll(trainer)
             start = time.perf_counter()
-            block(trainer.train_unroll(params, state, batches, weights))
+            block(train_unroll())
             compile_s = time.perf_counter() - start
-            per_unroll = median_time(
-                lambda: trainer.train_unroll(params, state, batches, weights), 3 if quick else 7, inner=2 if quick else 5
-            )
+            per_unroll = median_time(train_unroll, 3 if quick else 7, inner=2 if quick else 5)
             rows.append({
                 "problem": name, "xla": jit, "coordinates": n,
                 "optimizee_steps_per_s": trainer.config.unroll_length / per_unroll,
@@ -80,7 +87,6 @@ def bench_unroll_memory(quick: bool) -> list[dict]:
     of 10 steps (``MetaConfig.recompute_segment``)."""
     import tensorflow as tf
 
-    from l2l_tf import seeds
     from l2l_tf.meta import MetaConfig, MetaTrainer
     from l2l_tf.rules import CoordinatewiseLSTM
 
@@ -91,15 +97,12 @@ def bench_unroll_memory(quick: bool) -> list[dict]:
         for segment in (0, 10):
             config = MetaConfig(num_steps=length, unroll_length=length, recompute_segment=segment)
             trainer = MetaTrainer(CoordinatewiseLSTM(), problem, config)
-            params = problem.flatten(problem.initial_params(seeds.training_seed(0)))
-            state = trainer.rule.init_state(problem.num_coordinates)
-            batches = next(trainer.run_batches(seeds.training_seed(0)))
-            weights = tf.ones([length])
-            block(trainer.train_unroll(params, state, batches, weights))  # compile + warm-up
+            train_unroll = first_unroll(trainer)
+            block(train_unroll())  # compile + warm-up
             before = tf.config.experimental.get_memory_info(device)["current"]
             tf.config.experimental.reset_memory_stats(device)
             start = time.perf_counter()
-            block(trainer.train_unroll(params, state, batches, weights))
+            block(train_unroll())
             seconds = time.perf_counter() - start
             peak = tf.config.experimental.get_memory_info(device)["peak"] - before
             rows.append({

@@ -194,8 +194,10 @@ def warm_start(rule: CoordinatewiseLSTM, source: CoordinatewiseLSTM) -> None:
     gradient-average inputs, so ``rule`` computes exactly what ``source`` does until
     meta-training gives those inputs weight.
     """
-    same_base = dataclasses.replace(rule.config, momentum_decays=source.config.momentum_decays)
-    if same_base != source.config or (source.config.momentum_decays and rule.config != source.config):
+    adds_momentum = not source.config.momentum_decays and (
+        dataclasses.replace(rule.config, momentum_decays=()) == source.config
+    )
+    if rule.config != source.config and not adds_momentum:
         raise ValueError(
             f"cannot initialise a rule {rule.config} from a rule {source.config}: architectures"
             " must match (or differ only by added momentum_decays)"
