@@ -6,6 +6,10 @@ Meta-training (forward + backward over a 20-step unroll, ms per step):
   current     per-layer cells [N, H], one [x, h] @ W matmul per layer (``step_cells``)
   transposed  features-major cells [H, N]: gate splits are contiguous row blocks
   bfloat16    the same math with cells, kernels and gates in bfloat16
+  xla_cell    the gate math after each layer's matmul (sigmoid, tanh, products) compiled
+              by XLA as one fused kernel, matmuls left to TensorFlow
+  one_sigmoid all four gates through one sigmoid: tanh(z) = 2 sigmoid(2z) - 1, with the
+              cell-input columns of kernel and bias scaled by 2 (fewer, larger ops)
 Frozen step (forward only, the exported signature's math, ms per call at --frozen_coordinates):
   current, the same under XLA (``jit_compile=True``), and TensorFlow's fused LSTM kernel
   (``BlockLSTMV2``, one op per layer).
@@ -66,6 +70,34 @@ def main(argv: list[str]) -> None:
         update = tf.squeeze(tf.matmul(tf.cast(x, tf.float32), rule.output_kernel) + rule.output_bias, 1)
         return update * config.output_scale, new
 
+    gate_scale = tf.constant([1.0] * 2 * hidden + [2.0] * hidden + [1.0] * hidden)
+
+    def one_sigmoid_step(g, cells):
+        x, new = features(g), []
+        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
+            h, c = cells[2 * layer], cells[2 * layer + 1]
+            gates = tf.sigmoid(tf.nn.bias_add(tf.matmul(tf.concat([x, h], 1), kernel * gate_scale), bias * gate_scale))
+            i, f, gg, o = tf.split(gates, 4, axis=1)
+            c = f * c + i * (2.0 * gg - 1.0)
+            h = o * tf.tanh(c)
+            new, x = new + [h, c], h
+        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
+        return update * config.output_scale, new
+
+    @tf.function(jit_compile=True)
+    def xla_gate_math(gates, c):
+        i, f, gg, o = tf.split(gates, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(gg)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    def xla_cell_step(g, cells):
+        x, new = features(g), []
+        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
+            h, c = xla_gate_math(tf.matmul(tf.concat([x, cells[2 * layer]], 1), kernel) + bias, cells[2 * layer + 1])
+            new, x = new + [h, c], h
+        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
+        return update * config.output_scale, new
+
     def fused_kernel_step(g, state):
         cells, x, new = rule.split_state(state), features(g), []
         zeros = tf.zeros([hidden])
@@ -78,6 +110,13 @@ def main(argv: list[str]) -> None:
             new, x = new + [h, c], h
         update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
         return update * config.output_scale, rule.join_state(new)
+
+    def on_joined_state(step_cells):
+        """A cells-in, cells-out step as the exported signature's ``[N, S]`` state step."""
+        def step(g, state):
+            update, cells = step_cells(g, rule.split_state(state))
+            return update, rule.join_state(cells)
+        return step
 
     def unroll_gradient(step, shape, dtype):
         @tf.function
@@ -99,11 +138,15 @@ def main(argv: list[str]) -> None:
             "current": unroll_gradient(rule.step_cells, [n, hidden], tf.float32),
             "transposed": unroll_gradient(transposed_step, [hidden, n], tf.float32),
             "bfloat16": unroll_gradient(bfloat16_step, [n, hidden], tf.bfloat16),
+            "one_sigmoid": unroll_gradient(one_sigmoid_step, [n, hidden], tf.float32),
+            "xla_cell": unroll_gradient(xla_cell_step, [n, hidden], tf.float32),
         }),
         "frozen_step": ((g_frozen, s_frozen), 1, {
             "current": tf.function(rule.step),
             "xla": tf.function(rule.step, jit_compile=True),
             "fused_kernel": tf.function(fused_kernel_step),
+            "one_sigmoid": tf.function(on_joined_state(one_sigmoid_step)),
+            "xla_cell": tf.function(on_joined_state(xla_cell_step)),
         }),
     }
     results = {"coordinates": n, "frozen_coordinates": m, "unroll": STEPS}

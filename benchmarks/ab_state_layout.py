@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
                 times.append(time.perf_counter() - start)
             ms = float(np.median(times)) / steps * 1e3
             results.append({"state_layout": layout, "xla": jit, "ms_per_step": ms})
-            print(f"{layout:<13} xla={str(jit):<5} {ms:6.2f} ms/step", flush=True)
+            print(f"{layout:<13} xla={jit!s:<5} {ms:6.2f} ms/step", flush=True)
     with open(FLAGS.output, "w") as f:
         json.dump({"coordinates": n, "unroll": steps, "results": results}, f, indent=1)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def median_time(fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
@@ -48,8 +49,8 @@ def mnist_problem(mnist_dir: str | None, variant: str = "mnist"):
     import numpy as np
 
     from l2l_tf.problems.data import Split
-    from l2l_tf.problems.mnist import mnist_mlp_problem, MLP_VARIANTS, mlp
     from l2l_tf.problems.keras_problem import KerasProblem
+    from l2l_tf.problems.mnist import MLP_VARIANTS, mlp, mnist_mlp_problem
 
     if mnist_dir:
         return mnist_mlp_problem(variant, "idx", mnist_dir)
