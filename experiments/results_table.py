@@ -5,6 +5,7 @@ Usage (repo root): python experiments/results_table.py
 
 import json
 import os
+import pathlib
 
 ROWS = [
     ("Quadratics 10-d, loss at step 100", "experiments/quadratic/eval100",
@@ -31,7 +32,7 @@ def main() -> None:
         path = os.path.join(directory, "results.json")
         if not os.path.isfile(path):
             continue
-        results = json.load(open(path))
+        results = json.loads(pathlib.Path(path).read_text())
         summary = {s["optimizer"]: s for s in results["summary"]}
         mean_over_steps = {name: sum(map(sum, c)) / (len(c) * len(c[0])) for name, c in results["curves"].items()}
         learned = summary.pop("lstm")

@@ -13,7 +13,8 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -137,7 +138,7 @@ class OptimizerResult:
         out = {
             "optimizer": self.name,
             "learning_rate": self.learning_rate,
-            "runs": int(len(finals)),
+            "runs": len(finals),
             "final_loss_mean": float(np.mean(finals)),
             "final_loss_std": float(np.std(finals)),
             "final_loss_median": float(np.median(finals)),

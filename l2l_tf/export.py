@@ -42,14 +42,17 @@ METADATA_ASSET = "l2l_tf_rule.json"
 # exporting rules and listing the ops reachable from their signatures). File, network,
 # print and py-function ops are absent on purpose.
 ALLOWED_OPS = frozenset(
-    """
-    Abs Add AddV2 All AssignVariableOp BiasAdd BroadcastTo Cast ConcatV2 Const DisableCopyOnRead Equal Exp
-    ExpandDims Fill GatherV2 Greater GreaterEqual Identity IdentityN IsFinite Less LessEqual Log
-    LogicalAnd LogicalNot MatMul Max Maximum Mean Min Minimum Mul Neg NoOp OnesLike Pack
-    PartitionedCall Placeholder Prod Range ReadVariableOp RealDiv Reshape Rsqrt Select SelectV2
-    Shape Sigmoid Sign Slice Split SplitV Sqrt Square Squeeze StatefulPartitionedCall
-    StopGradient StridedSlice Sub Sum Tanh Tile Transpose VarHandleOp Where ZerosLike
-    """.split()
+    [
+        "Abs", "Add", "AddV2", "All", "AssignVariableOp", "BiasAdd", "BroadcastTo", "Cast",
+        "ConcatV2", "Const", "DisableCopyOnRead", "Equal", "Exp", "ExpandDims", "Fill", "GatherV2",
+        "Greater", "GreaterEqual", "Identity", "IdentityN", "IsFinite", "Less", "LessEqual", "Log",
+        "LogicalAnd", "LogicalNot", "MatMul", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul",
+        "Neg", "NoOp", "OnesLike", "Pack", "PartitionedCall", "Placeholder", "Prod", "Range",
+        "ReadVariableOp", "RealDiv", "Reshape", "Rsqrt", "Select", "SelectV2", "Shape", "Sigmoid",
+        "Sign", "Slice", "Split", "SplitV", "Sqrt", "Square", "Squeeze", "StatefulPartitionedCall",
+        "StopGradient", "StridedSlice", "Sub", "Sum", "Tanh", "Tile", "Transpose", "VarHandleOp",
+        "Where", "ZerosLike",
+    ]
 )
 SIGNATURES_CALLED = ("serving_default", "init_state", "metadata")
 

@@ -11,7 +11,8 @@ flows across the truncation); a fresh optimizee is drawn every ``num_steps``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,7 +20,6 @@ import tensorflow as tf
 
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import CoordinatewiseLSTM
-
 
 META_LOSS_WEIGHTINGS = ("uniform", "linear")
 # What each step contributes to the meta-loss: the optimizee loss (the paper) or its log,

@@ -68,7 +68,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self._rule_states: list[keras.Variable] = []
 
     @classmethod
-    def load(cls, path: str, allow_unsafe_ops: bool = False, **kwargs: Any) -> "LearnedOptimizer":
+    def load(cls, path: str, allow_unsafe_ops: bool = False, **kwargs: Any) -> LearnedOptimizer:
         """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``."""
         return cls(export.load(path, allow_unsafe_ops=allow_unsafe_ops), **kwargs)
 
@@ -133,7 +133,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "LearnedOptimizer":
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> LearnedOptimizer:
         config = dict(config)
         rule_spec = config.pop("rule")
         rule = export.rule_from_weights(RuleConfig.from_dict(rule_spec["config"]), rule_spec["weights"])

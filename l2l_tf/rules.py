@@ -71,7 +71,7 @@ class RuleConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RuleConfig":
+    def from_dict(cls, values: dict[str, Any]) -> RuleConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

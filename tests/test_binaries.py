@@ -2,12 +2,12 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO, subprocess_env
 
 QUICK_TRAIN = ["--problem=quadratic", "--num_epochs=4", "--num_steps=20", "--unroll_length=10",
@@ -15,7 +15,7 @@ QUICK_TRAIN = ["--problem=quadratic", "--num_epochs=4", "--num_steps=20", "--unr
 
 
 def run_binary(name, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", f"train.{name}", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", f"train.{name}", *args], check=False, capture_output=True, text=True,
                           cwd=REPO, env=subprocess_env(), timeout=timeout)
 
 
@@ -51,7 +51,7 @@ def test_evaluate_prints_table_and_writes_curves_and_plot(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("lstm", "adam", "sgd", "loss@20 mean"):
         assert name in result.stdout
-    results = json.load(open(os.path.join(out, "results.json")))
+    results = json.loads(pathlib.Path(out, "results.json").read_text())
     assert np.asarray(results["curves"]["adam"]).shape == (3, 21)
     assert results["settings"]["evaluation_seeds"] == [0, 2]
     assert results["tuning"]["adam"]["best_learning_rate"] in (0.01, 0.1)
@@ -94,7 +94,7 @@ def test_bad_flags_give_a_usage_error_not_a_traceback(name, args, message):
 
 def test_init_from_warm_starts_with_the_source_rule(trained, tmp_path):
     save, _ = trained
-    source_score = json.load(open(os.path.join(save, "best", "rule_config.json")))["validation_loss"]
+    source_score = json.loads(pathlib.Path(save, "best", "rule_config.json").read_text())["validation_loss"]
     result = run_binary("meta_train", f"--save_path={tmp_path / 'warm'}", f"--init_from={save}",
                         *[f for f in QUICK_TRAIN if not f.startswith("--num_epochs")], "--num_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]

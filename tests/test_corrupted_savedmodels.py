@@ -1,6 +1,7 @@
 """Corrupted SavedModel directories: each gives a clear RuleLoadError, never a crash or a hang."""
 
 import os
+import pathlib
 import shutil
 
 import numpy as np
@@ -37,20 +38,20 @@ def test_random_corruptions_are_reported_clearly(pristine, tmp_path_factory, dat
     shutil.copytree(pristine, target)
     victim = os.path.join(target, data.draw(st.sampled_from(_files(target)), label="file"))
     action = data.draw(st.sampled_from(["delete", "truncate", "flip", "empty"]), label="action")
-    content = open(victim, "rb").read()
+    content = pathlib.Path(victim).read_bytes()
     if action == "delete":
         os.remove(victim)
     elif action == "empty":
         open(victim, "wb").close()
     elif action == "truncate":
         cut = data.draw(st.integers(0, max(len(content) - 1, 0)), label="cut")
-        open(victim, "wb").write(content[:cut])
+        pathlib.Path(victim).write_bytes(content[:cut])
     else:
         offsets = data.draw(st.lists(st.integers(0, max(len(content) - 1, 0)), min_size=1, max_size=8), label="offsets")
         corrupted = bytearray(content)
         for offset in offsets:
             corrupted[offset] ^= 0xFF
-        open(victim, "wb").write(bytes(corrupted))
+        pathlib.Path(victim).write_bytes(bytes(corrupted))
     try:
         _load_and_run(target)  # a harmless corruption (e.g. in a docstring) may still load
     except export.RuleLoadError as error:

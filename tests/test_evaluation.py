@@ -4,7 +4,13 @@ import pytest
 import tensorflow as tf
 
 from l2l_tf import baselines, seeds
-from l2l_tf.evaluation import BaselineRunner, check_disjoint, format_table, evaluate_baseline, tune
+from l2l_tf.evaluation import (
+    BaselineRunner,
+    check_disjoint,
+    evaluate_baseline,
+    format_table,
+    tune,
+)
 from l2l_tf.problems.quadratic import Quadratic
 
 

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO
+
 from l2l_tf import export
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.rules import CoordinatewiseLSTM

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, subprocess_env
+
 from l2l_tf import checkpoints
 
 FLAGS = ["--problem=quadratic", "--num_epochs=30", "--num_steps=40", "--unroll_length=20",
@@ -22,7 +22,7 @@ def _command(save_path, *extra):
 
 
 def _run(save_path, *extra):
-    result = subprocess.run(_command(save_path, *extra), capture_output=True, text=True, cwd=REPO,
+    result = subprocess.run(_command(save_path, *extra), check=False, capture_output=True, text=True, cwd=REPO,
                             env=subprocess_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -75,7 +75,7 @@ def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(tmp_path)
 def test_restart_with_changed_settings_is_refused(tmp_path):
     save = str(tmp_path / "run")
     subprocess.run(_command(save, "--num_epochs=1"), capture_output=True, cwd=REPO, env=subprocess_env(), timeout=600, check=True)
-    result = subprocess.run(_command(save, "--num_epochs=2", "--hidden_size=10"), capture_output=True, text=True,
+    result = subprocess.run(_command(save, "--num_epochs=2", "--hidden_size=10"), check=False, capture_output=True, text=True,
                             cwd=REPO, env=subprocess_env(), timeout=600)
     assert result.returncode == 2
     assert "hidden_size: 20 -> 10" in result.stderr and "new --save_path" in result.stderr

@@ -10,7 +10,6 @@ from absl import flags, logging
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
 
-
 # TensorFlow's Python INFO logs (checkpoint sharding etc.) would bury the progress lines.
 logging.set_verbosity(logging.WARNING)
 

@@ -20,7 +20,14 @@ from absl import app, flags
 
 from l2l_tf import baselines, checkpoints, export, seeds
 from l2l_tf.evaluation import (
-    BaselineRunner, RuleRunner, check_disjoint, evaluate_baseline, evaluate_rule, format_table, plot_curves, tune,
+    BaselineRunner,
+    RuleRunner,
+    check_disjoint,
+    evaluate_baseline,
+    evaluate_rule,
+    format_table,
+    plot_curves,
+    tune,
     write_curves,
 )
 from train import common

@@ -46,13 +46,13 @@ def main(argv: list[str]) -> None:
     training = metadata.get("training", {})
     lines = [
         f"# {os.path.basename(os.path.normpath(FLAGS.optimizer_dir))}\n",
-        f"A {metadata['rule']['num_layers']}x{metadata['rule']['hidden_size']} coordinatewise LSTM rule"
+        (f"A {metadata['rule']['num_layers']}x{metadata['rule']['hidden_size']} coordinatewise LSTM rule"
         f" ({metadata['num_meta_parameters']} weights, {metadata['rule']['preprocessing']} preprocessing"
         f" p={metadata['rule']['preprocessing_p']:g}, output scale {metadata['rule']['output_scale']:g}),"
         f" meta-trained on `{metadata['problem'].get('name')}` by `{training.get('command', '?')}`;"
-        f" best validation loss {training.get('validation_loss', float('nan')):.4g} at epoch {training.get('epoch')}.\n",
-        "```python\nfrom l2l_tf import LearnedOptimizer\n"
-        f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer_dir}\")\n```\n",
+        f" best validation loss {training.get('validation_loss', float('nan')):.4g} at epoch {training.get('epoch')}.\n"),
+        ("```python\nfrom l2l_tf import LearnedOptimizer\n"
+        f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer_dir}\")\n```\n"),
     ]
     for i, item in enumerate(FLAGS.evaluation):
         if "=" not in item:

@@ -20,4 +20,4 @@ def make_problem(name: str, data_source: str = TFDS, data_dir: str | None = None
     raise ValueError(f"unknown problem {name!r}; choose from {PROBLEM_NAMES}")
 
 
-__all__ = ["KerasProblem", "PROBLEM_NAMES", "Problem", "Quadratic", "make_problem", "mnist_mlp_problem"]
+__all__ = ["PROBLEM_NAMES", "KerasProblem", "Problem", "Quadratic", "make_problem", "mnist_mlp_problem"]

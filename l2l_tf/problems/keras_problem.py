@@ -7,7 +7,7 @@ rule's updates to those weights stay differentiable and no Keras variable is mut
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
