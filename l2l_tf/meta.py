@@ -21,7 +21,7 @@ import tensorflow as tf
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import CoordinatewiseLSTM
 
-META_LOSS_WEIGHTINGS = ("uniform", "linear")
+META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
 # What each step contributes to the meta-loss: the optimizee loss (the paper) or its log,
 # which weighs relative progress equally at every step instead of letting the large early
 # losses dominate the meta-gradient (a remedy for the short-horizon bias of truncated BPTT).
@@ -87,11 +87,16 @@ class MetaConfig:
         """Weights ``w_t`` of the optimizee loss at step ``t = 0..num_steps`` in the meta-loss.
 
         ``uniform`` (the paper): ``w_t = 1``. ``linear``: ``w_t = 2t / num_steps`` (mean 1),
-        which puts the weight on late steps, i.e. on the final loss.
+        which puts the weight on late steps. ``last_quarter``: equal weights on the steps
+        ``t > 3 num_steps / 4`` and none before (mean 1): the final loss, averaged over a
+        quarter of the run's minibatches so that it is not one minibatch's noise.
         """
         t = np.arange(self.num_steps + 1, dtype=np.float32)
         if self.meta_loss_weighting == "linear":
             return 2.0 * t / self.num_steps
+        if self.meta_loss_weighting == "last_quarter":
+            late = (4 * t > 3 * self.num_steps).astype(np.float32)
+            return late * len(t) / late.sum()
         return np.ones_like(t)
 
     @property

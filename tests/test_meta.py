@@ -140,6 +140,8 @@ def test_meta_loss_weighting():
     assert uniform.shape == linear.shape == (101,) and np.all(uniform == 1.0)
     assert linear[0] == 0.0 and linear[-1] == pytest.approx(2.0) and np.all(np.diff(linear) > 0)
     assert np.mean(linear) == pytest.approx(1.0)
+    last = MetaConfig(num_steps=100, unroll_length=20, meta_loss_weighting="last_quarter").step_weights()
+    assert np.all(last[:76] == 0.0) and np.all(last[76:] == last[-1]) and np.mean(last) == pytest.approx(1.0)
     # Weights select the loss terms: only the last one -> the meta-loss is the final loss.
     problem, rule = Quadratic(dims=3, batch_size=4), CoordinatewiseLSTM(seed=0)
     params, batches = _first_unroll_inputs(problem, 5)

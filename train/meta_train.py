@@ -17,7 +17,7 @@ import sys
 from absl import app, flags
 
 from l2l_tf import checkpoints, export, preprocess
-from l2l_tf.meta import MetaConfig
+from l2l_tf.meta import META_LOSS_WEIGHTINGS, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 from train import common
@@ -37,9 +37,9 @@ flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must
 flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
 flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
 flags.DEFINE_enum(
-    "meta_loss_weighting", "uniform", ["uniform", "linear"],
-    "Weights of the optimizee losses in the meta-loss: uniform (the paper) or linear in the step"
-    " (emphasises the final loss).",
+    "meta_loss_weighting", "uniform", list(META_LOSS_WEIGHTINGS),
+    "Weights of the optimizee losses in the meta-loss: uniform (the paper), linear in the step"
+    " (emphasises the final loss) or last_quarter (only the last quarter of the steps).",
 )
 flags.DEFINE_enum(
     "meta_objective", "loss", ["loss", "log_loss"],
