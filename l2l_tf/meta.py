@@ -44,6 +44,10 @@ class MetaConfig:
     # (tf.recompute_grad) instead of storing them, so long unrolls are not capped by
     # memory; 0: store everything (fastest).
     recompute_segment: int = 0
+    # Average the meta-gradients of this many consecutive unrolls per meta-update (Keras'
+    # gradient_accumulation_steps). With unroll_length == num_steps: a meta-batch of runs,
+    # for a less noisy meta-gradient.
+    meta_gradient_accumulation: int = 1
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -71,6 +75,10 @@ class MetaConfig:
             raise ValueError(
                 f"recompute_segment ({self.recompute_segment}) must be 0 (off) or divide"
                 f" unroll_length ({self.unroll_length})"
+            )
+        if self.meta_gradient_accumulation < 1:
+            raise ValueError(
+                f"meta_gradient_accumulation must be >= 1, got {self.meta_gradient_accumulation}"
             )
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(
@@ -236,6 +244,9 @@ class MetaTrainer:
         self.meta_optimizer = keras.optimizers.Adam(
             learning_rate=config.meta_learning_rate,
             global_clipnorm=config.meta_gradient_clip_norm,
+            gradient_accumulation_steps=(
+                config.meta_gradient_accumulation if config.meta_gradient_accumulation > 1 else None
+            ),
         )
         self.meta_optimizer.build(rule.trainable_variables)
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")

@@ -1,5 +1,6 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -132,6 +133,33 @@ def test_meta_config_validation():
         MetaConfig(num_steps=100, unroll_length=30)
     with pytest.raises(ValueError, match="meta_learning_rate"):
         MetaConfig(meta_learning_rate=0.0)
+
+
+def test_meta_gradient_accumulation_applies_the_mean_of_the_unrolls_meta_gradients():
+    problem = Quadratic(dims=3, batch_size=4)
+    config = MetaConfig(num_steps=5, unroll_length=5, meta_learning_rate=0.01, meta_gradient_accumulation=2)
+    trainer = MetaTrainer(CoordinatewiseLSTM(seed=0), problem, config)
+    reference_rule = CoordinatewiseLSTM(seed=0)
+    initial = [w.numpy() for w in reference_rule.trainable_variables]
+    weights = tf.constant(config.step_weights()[1:])
+    gradients = []
+    for seed in (11, 12):
+        params = problem.flatten(problem.initial_params(seed))
+        with tf.GradientTape() as tape:
+            meta_loss, _, _, _ = unroll(reference_rule, problem, params, reference_rule.init_state(problem.num_coordinates),
+                                        next(trainer.run_batches(seed)), 5, step_weights=weights)
+        gradients.append(tape.gradient(meta_loss, reference_rule.trainable_variables))
+        list(trainer.unrolls(seed))
+        if seed == 11:  # the first run only accumulates
+            for weight, value in zip(trainer.rule.trainable_variables, initial):
+                np.testing.assert_array_equal(weight.numpy(), value)
+    reference = keras.optimizers.Adam(learning_rate=0.01)
+    reference.apply_gradients(zip([(a + b) / 2 for a, b in zip(*gradients)], reference_rule.trainable_variables))
+    for weight, expected, value in zip(trainer.rule.trainable_variables, reference_rule.trainable_variables, initial):
+        assert not np.allclose(weight.numpy(), value)
+        np.testing.assert_allclose(weight.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="meta_gradient_accumulation"):
+        MetaConfig(meta_gradient_accumulation=0)
 
 
 def test_meta_loss_weighting():

@@ -53,6 +53,12 @@ flags.DEFINE_integer(
     " about one more forward pass per step, for long --unroll_length. 0: store everything.",
     lower_bound=0,
 )
+flags.DEFINE_integer(
+    "meta_gradient_accumulation", 1,
+    "Average the meta-gradients of this many consecutive unrolls per meta-update (with"
+    " --unroll_length=--num_steps: a meta-batch of that many runs).",
+    lower_bound=1,
+)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -82,7 +88,7 @@ def run_config() -> dict:
         "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
-        "meta_objective", "recompute_segment", "momentum_decays",
+        "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -105,7 +111,7 @@ def main(argv: list[str]) -> None:
     meta_config = MetaConfig(
         FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
         FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile, FLAGS.meta_loss_weighting,
-        FLAGS.meta_objective, FLAGS.recompute_segment,
+        FLAGS.meta_objective, FLAGS.recompute_segment, FLAGS.meta_gradient_accumulation,
     )
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
