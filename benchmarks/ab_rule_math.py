@@ -8,6 +8,8 @@ Meta-training (forward + backward over a 20-step unroll, ms per step):
   bfloat16    the same math with cells, kernels and gates in bfloat16
   xla_cell    the gate math after each layer's matmul (sigmoid, tanh, products) compiled
               by XLA as one fused kernel, matmuls left to TensorFlow
+  per_gate    one matmul per gate against a column block of the fused kernel: four
+              [N, 20] products instead of one [N, 80] product and its split
   one_sigmoid all four gates through one sigmoid: tanh(z) = 2 sigmoid(2z) - 1, with the
               cell-input columns of kernel and bias scaled by 2 (fewer, larger ops)
 Frozen step (forward only, the exported signature's math, ms per call at --frozen_coordinates):
@@ -84,6 +86,19 @@ def main(argv: list[str]) -> None:
         update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
         return update * config.output_scale, new
 
+    def per_gate_step(g, cells):
+        x, new = features(g), []
+        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
+            h, c = cells[2 * layer], cells[2 * layer + 1]
+            inputs = tf.concat([x, h], 1)
+            i, f, gg, o = (tf.nn.bias_add(tf.matmul(inputs, kernel[:, k * hidden:(k + 1) * hidden]),
+                                          bias[k * hidden:(k + 1) * hidden]) for k in range(4))
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(gg)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            new, x = new + [h, c], h
+        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
+        return update * config.output_scale, new
+
     @tf.function(jit_compile=True)
     def xla_gate_math(gates, c):
         i, f, gg, o = tf.split(gates, 4, axis=1)
@@ -139,6 +154,7 @@ def main(argv: list[str]) -> None:
             "transposed": unroll_gradient(transposed_step, [hidden, n], tf.float32),
             "bfloat16": unroll_gradient(bfloat16_step, [n, hidden], tf.bfloat16),
             "one_sigmoid": unroll_gradient(one_sigmoid_step, [n, hidden], tf.float32),
+            "per_gate": unroll_gradient(per_gate_step, [n, hidden], tf.float32),
             "xla_cell": unroll_gradient(xla_cell_step, [n, hidden], tf.float32),
         }),
         "frozen_step": ((g_frozen, s_frozen), 1, {
@@ -146,6 +162,7 @@ def main(argv: list[str]) -> None:
             "xla": tf.function(rule.step, jit_compile=True),
             "fused_kernel": tf.function(fused_kernel_step),
             "one_sigmoid": tf.function(on_joined_state(one_sigmoid_step)),
+            "per_gate": tf.function(on_joined_state(per_gate_step)),
             "xla_cell": tf.function(on_joined_state(xla_cell_step)),
         }),
     }
