@@ -76,6 +76,7 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
         ("meta_train", ["--save_path=/tmp/x", "--num_steps=100", "--unroll_length=30"], "must divide --num_steps"),
         ("meta_train", ["--save_path=/proc/l2l_tf_test/x"], "cannot create parent folder"),
         ("meta_train", ["--save_path=/tmp/x", "--num_epochs=0"], "num_epochs"),
+        ("meta_train", ["--save_path=/tmp/x", "--recompute_segment=3"], "recompute_segment (3) must be 0 (off) or divide"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
         ("meta_train", [], "save_path"),

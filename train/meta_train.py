@@ -11,13 +11,14 @@ SavedModel (see train.export).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
 from absl import app, flags
 
 from l2l_tf import checkpoints, export, preprocess
-from l2l_tf.meta import META_LOSS_WEIGHTINGS, MetaConfig
+from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 from train import common
@@ -42,7 +43,7 @@ flags.DEFINE_enum(
     " (emphasises the final loss) or last_quarter (only the last quarter of the steps).",
 )
 flags.DEFINE_enum(
-    "meta_objective", "loss", ["loss", "log_loss"],
+    "meta_objective", "loss", list(META_OBJECTIVES),
     "Each step's term of the meta-loss: the optimizee loss (the paper) or its log (weighs"
     " late, small losses as much as early ones).",
 )
@@ -108,11 +109,10 @@ def main(argv: list[str]) -> None:
         )
     except ValueError as error:
         common.usage_error(f"--momentum_decays={','.join(FLAGS.momentum_decays)}: {error}")
-    meta_config = MetaConfig(
-        FLAGS.num_steps, FLAGS.unroll_length, FLAGS.meta_learning_rate, FLAGS.second_derivatives,
-        FLAGS.meta_gradient_clip_norm, FLAGS.jit_compile, FLAGS.meta_loss_weighting,
-        FLAGS.meta_objective, FLAGS.recompute_segment, FLAGS.meta_gradient_accumulation,
-    )
+    try:
+        meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
+    except ValueError as error:
+        common.usage_error(f"{error}; fix the flag named in it")
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
