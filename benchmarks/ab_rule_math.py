@@ -72,46 +72,41 @@ def main(argv: list[str]) -> None:
         update = tf.squeeze(tf.matmul(tf.cast(x, tf.float32), rule.output_kernel) + rule.output_bias, 1)
         return update * config.output_scale, new
 
+    def with_cell(cell):
+        """The rule's step with each layer's ``(x, h, c, kernel, bias) -> (h, c)`` replaced by ``cell``."""
+        def step(g, cells):
+            x, new = features(g), []
+            for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
+                h, c = cell(x, cells[2 * layer], cells[2 * layer + 1], kernel, bias)
+                new, x = new + [h, c], h
+            update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
+            return update * config.output_scale, new
+        return step
+
     gate_scale = tf.constant([1.0] * 2 * hidden + [2.0] * hidden + [1.0] * hidden)
 
-    def one_sigmoid_step(g, cells):
-        x, new = features(g), []
-        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
-            h, c = cells[2 * layer], cells[2 * layer + 1]
-            gates = tf.sigmoid(tf.nn.bias_add(tf.matmul(tf.concat([x, h], 1), kernel * gate_scale), bias * gate_scale))
-            i, f, gg, o = tf.split(gates, 4, axis=1)
-            c = f * c + i * (2.0 * gg - 1.0)
-            h = o * tf.tanh(c)
-            new, x = new + [h, c], h
-        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
-        return update * config.output_scale, new
-
-    def per_gate_step(g, cells):
-        x, new = features(g), []
-        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
-            h, c = cells[2 * layer], cells[2 * layer + 1]
-            inputs = tf.concat([x, h], 1)
-            i, f, gg, o = (tf.nn.bias_add(tf.matmul(inputs, kernel[:, k * hidden:(k + 1) * hidden]),
-                                          bias[k * hidden:(k + 1) * hidden]) for k in range(4))
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(gg)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            new, x = new + [h, c], h
-        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
-        return update * config.output_scale, new
-
-    @tf.function(jit_compile=True)
-    def xla_gate_math(gates, c):
+    def one_sigmoid_cell(x, h, c, kernel, bias):
+        gates = tf.sigmoid(tf.nn.bias_add(tf.matmul(tf.concat([x, h], 1), kernel * gate_scale), bias * gate_scale))
         i, f, gg, o = tf.split(gates, 4, axis=1)
+        c = f * c + i * (2.0 * gg - 1.0)
+        return o * tf.tanh(c), c
+
+    def lstm_gate_math(i, f, gg, o, c):
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(gg)
         return tf.sigmoid(o) * tf.tanh(c), c
 
-    def xla_cell_step(g, cells):
-        x, new = features(g), []
-        for layer, (kernel, bias) in enumerate(zip(rule.kernels, rule.biases)):
-            h, c = xla_gate_math(tf.matmul(tf.concat([x, cells[2 * layer]], 1), kernel) + bias, cells[2 * layer + 1])
-            new, x = new + [h, c], h
-        update = tf.squeeze(tf.matmul(x, rule.output_kernel) + rule.output_bias, 1)
-        return update * config.output_scale, new
+    def per_gate_cell(x, h, c, kernel, bias):
+        inputs = tf.concat([x, h], 1)
+        gates = (tf.nn.bias_add(tf.matmul(inputs, kernel[:, k * hidden:(k + 1) * hidden]), bias[k * hidden:(k + 1) * hidden])
+                 for k in range(4))
+        return lstm_gate_math(*gates, c)
+
+    xla_gate_math = tf.function(lambda gates, c: lstm_gate_math(*tf.split(gates, 4, axis=1), c), jit_compile=True)
+
+    def xla_cell(x, h, c, kernel, bias):
+        return xla_gate_math(tf.matmul(tf.concat([x, h], 1), kernel) + bias, c)
+
+    one_sigmoid_step, per_gate_step, xla_cell_step = map(with_cell, (one_sigmoid_cell, per_gate_cell, xla_cell))
 
     def fused_kernel_step(g, state):
         cells, x, new = rule.split_state(state), features(g), []
