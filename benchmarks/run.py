@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ flags.DEFINE_boolean("quick", False, "Fewer repeats and sizes (a smoke run, abou
 flags.DEFINE_string("output", "benchmarks/results.json", "Where to write the JSON results.")
 flags.DEFINE_string("mnist_dir", None, "IDX folder of MNIST for the MNIST benchmarks (default: random data of MNIST's shape).")
 flags.DEFINE_list("sections", ["meta", "rule", "keras", "precision", "memory"], "Which benchmarks to run.")
+flags.DEFINE_integer("coordinate_shards", 1, "Internal (section meta_threads): the configuration to measure.", lower_bound=1)
 FLAGS = flags.FLAGS
 SHIPPED_MNIST_RULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_optimizers", "mnist_lstm")
 
@@ -60,7 +62,7 @@ def first_unroll(trainer) -> Callable[[], Any]:
     return lambda: trainer.train_unroll(params, state, batches, weights)
 
 
-def bench_meta_training(quick: bool) -> list[dict]:
+def bench_meta_training(quick: bool, jit_values: tuple[bool, ...] = (True, False), shards: int = 1) -> list[dict]:
     """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
     from l2l_tf.meta import MetaConfig, MetaTrainer
     from l2l_tf.problems.quadratic import Quadratic
@@ -68,9 +70,9 @@ def bench_meta_training(quick: bool) -> list[dict]:
 
     rows = []
     for name, make in (("quadratic 128x10", Quadratic), ("mnist mlp 784-20-10", lambda: mnist_problem(FLAGS.mnist_dir))):
-        for jit in (True, False):
+        for jit in jit_values:
             problem = make()
-            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit))
+            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit, coordinate_shards=shards))
             n = problem.num_coordinates
             train_unroll = first_unroll(trainer)
             start = time.perf_counter()
@@ -78,13 +80,50 @@ def bench_meta_training(quick: bool) -> list[dict]:
             compile_s = time.perf_counter() - start
             per_unroll = median_time(train_unroll, 3 if quick else 7, inner=2 if quick else 5)
             rows.append({
-                "problem": name, "xla": jit, "coordinates": n,
+                "problem": name, "xla": jit, "coordinate_shards": shards, "coordinates": n,
                 "optimizee_steps_per_s": trainer.config.unroll_length / per_unroll,
                 "seconds_per_unroll": per_unroll, "compile_s": compile_s, "peak_rss_mib": peak_rss_mib(),
             })
-            print(f"  meta {name:<22} xla={jit!s:<5} {rows[-1]['optimizee_steps_per_s']:8.1f} steps/s"
+            print(f"  meta {name:<22} xla={jit!s:<5} shards={shards} {rows[-1]['optimizee_steps_per_s']:8.1f} steps/s"
                   f"  (compile {compile_s:.1f}s)", flush=True)
     return rows
+
+
+def bench_meta_sharding(quick: bool) -> list[dict]:
+    """Meta-training without XLA, TensorFlow's default threads vs ``coordinate_shards`` =
+    cores with one intra-op thread (``l2l_tf.sharding``). Thread pools are fixed per
+    process, so each configuration runs in its own process, alternating, several rounds;
+    medians per configuration and problem."""
+    cores = os.cpu_count() or 1
+    runs: dict[tuple[str, int], list[float]] = {}
+    rounds = 1 if quick else 3
+    for _ in range(rounds):
+        for shards in (1, cores):
+            for row in run_section_in_subprocess("meta_threads", f"--coordinate_shards={shards}")["meta_training"]:
+                runs.setdefault((row["problem"], shards), []).append(row["optimizee_steps_per_s"])
+    rows = []
+    for (problem, shards), rates in runs.items():
+        rows.append({"problem": problem, "coordinate_shards": shards, "threads": "1 intra-op" if shards > 1 else "default",
+                     "rounds": rounds, "optimizee_steps_per_s": statistics.median(rates), "per_round": rates})
+    for row in rows:
+        if row["coordinate_shards"] > 1:
+            default = next(r for r in rows if r["problem"] == row["problem"] and r["coordinate_shards"] == 1)
+            row["speedup_vs_default_threads"] = row["optimizee_steps_per_s"] / default["optimizee_steps_per_s"]
+            print(f"  meta {row['problem']:<22} shards={row['coordinate_shards']} {row['optimizee_steps_per_s']:8.1f} steps/s"
+                  f"  vs default threads {default['optimizee_steps_per_s']:.1f} (median of {rounds} alternating runs)",
+                  flush=True)
+    return rows
+
+
+def run_section_in_subprocess(section: str, *extra_flags: str) -> dict:
+    """``benchmarks.run --sections=SECTION`` in a fresh process; its JSON results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        output = os.path.join(tmp, f"{section}.json")
+        command = [sys.executable, "-m", "benchmarks.run", f"--sections={section}", f"--output={output}",
+                   f"--quick={FLAGS.quick}", *extra_flags] + ([f"--mnist_dir={FLAGS.mnist_dir}"] if FLAGS.mnist_dir else [])
+        subprocess.run(command, check=True)
+        with open(output) as f:
+            return json.load(f)
 
 
 def bench_unroll_memory(quick: bool) -> list[dict]:
@@ -178,7 +217,8 @@ def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
 
 
 def bench_keras(quick: bool) -> list[dict]:
-    """Seconds per fit step with LearnedOptimizer / with Adam, same model and data."""
+    """Seconds per fit step with LearnedOptimizer / with Adam, same model and data, the two
+    models timed in alternation."""
     import keras
     import numpy as np
 
@@ -205,17 +245,22 @@ def bench_keras(quick: bool) -> list[dict]:
     for name, build, shape in (("mnist mlp", mlp, (784,)), ("conv net", convnet, (28, 28, 1))):
         x = rng.random((128 * steps, *shape), dtype=np.float32)
         y = rng.integers(0, 10, 128 * steps)
-        timings = {}
+        timings, models = {}, {}
         for label, make_opt in (("adam", lambda: keras.optimizers.Adam(1e-3)), ("learned", lambda: LearnedOptimizer.load(path))):
             keras.utils.set_random_seed(0)
-            model = build()
+            model = models[label] = build()
             model.compile(optimizer=make_opt(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
             model.fit(x, y, batch_size=128, epochs=1, verbose=0)  # compile + warm-up
-            per_epoch = median_time(lambda m=model, x=x, y=y: m.fit(x, y, batch_size=128, epochs=1, verbose=0), 3 if quick else 5)
-            timings[label] = per_epoch / steps
             params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
             opt_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.optimizer.variables) - 8
             timings[label + "_bytes_per_param"] = opt_bytes / params
+        # Alternate the two models' timed epochs, so a change in the host's load hits both.
+        epochs = {label: [] for label in models}
+        for _ in range(3 if quick else 7):
+            for label, model in models.items():
+                epochs[label].append(median_time(lambda m=model, x=x, y=y: m.fit(x, y, batch_size=128, epochs=1, verbose=0), 1))
+        for label, seconds in epochs.items():
+            timings[label] = statistics.median(seconds) / steps
         rows.append({
             "model": name, "trainable_parameters": params,
             "seconds_per_step_adam": timings["adam"], "seconds_per_step_learned": timings["learned"],
@@ -270,6 +315,15 @@ def main(argv: list[str]) -> None:
     del argv
     import tensorflow as tf
 
+    if FLAGS.sections == ["meta_threads"]:  # one configuration of bench_meta_sharding, in its own process
+        if FLAGS.coordinate_shards > 1:
+            from l2l_tf.sharding import configure_cpu_threads
+
+            configure_cpu_threads(FLAGS.coordinate_shards)
+        rows = bench_meta_training(FLAGS.quick, jit_values=(False,), shards=FLAGS.coordinate_shards)
+        with open(FLAGS.output, "w") as f:
+            json.dump({"meta_training": rows}, f)
+        return
     ceiling = matmul_flop_rate()
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -280,15 +334,11 @@ def main(argv: list[str]) -> None:
     if FLAGS.sections == ["memory"]:
         results["unroll_memory"] = bench_unroll_memory(FLAGS.quick)
     elif "memory" in FLAGS.sections:  # first, in a fresh process: the other sections leave this one large
-        with tempfile.TemporaryDirectory() as tmp:
-            output = os.path.join(tmp, "memory.json")
-            command = [sys.executable, "-m", "benchmarks.run", "--sections=memory", f"--output={output}",
-                       f"--quick={FLAGS.quick}"] + ([f"--mnist_dir={FLAGS.mnist_dir}"] if FLAGS.mnist_dir else [])
-            subprocess.run(command, check=True)
-            with open(output) as f:
-                results["unroll_memory"] = json.load(f)["unroll_memory"]
+        results["unroll_memory"] = run_section_in_subprocess("memory")["unroll_memory"]
     if "meta" in FLAGS.sections:
         results["meta_training"] = bench_meta_training(FLAGS.quick)
+        if not tf.config.list_physical_devices("GPU"):
+            results["meta_training_sharded"] = bench_meta_sharding(FLAGS.quick)
     if "rule" in FLAGS.sections:
         results["frozen_rule"] = bench_frozen_rule(FLAGS.quick, ceiling)
     if "keras" in FLAGS.sections:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.sharding import CoordinateShards
 
 META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
 # What each step contributes to the meta-loss: the optimizee loss (the paper) or its log,
@@ -48,6 +49,10 @@ class MetaConfig:
     # gradient_accumulation_steps). With unroll_length == num_steps: a meta-batch of runs,
     # for a less noisy meta-gradient.
     meta_gradient_accumulation: int = 1
+    # > 1: run the rule on this many contiguous blocks of coordinates as independent chains
+    # (``l2l_tf.sharding``), for CPU meta-training with one intra-op thread and this many
+    # inter-op threads (``sharding.configure_cpu_threads``); same values, another schedule.
+    coordinate_shards: int = 1
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -80,6 +85,8 @@ class MetaConfig:
             raise ValueError(
                 f"meta_gradient_accumulation must be >= 1, got {self.meta_gradient_accumulation}"
             )
+        if self.coordinate_shards < 1:
+            raise ValueError(f"coordinate_shards must be >= 1, got {self.coordinate_shards}")
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(
                 f"unknown meta_objective {self.meta_objective!r}; choose from {META_OBJECTIVES}"
@@ -137,7 +144,7 @@ def loss_and_gradient(
 
 
 def _run_steps(
-    rule: CoordinatewiseLSTM,
+    rule: CoordinatewiseLSTM | CoordinateShards,
     problem: Problem,
     params: tf.Tensor,
     cells: list[tf.Tensor],
@@ -167,7 +174,7 @@ def _run_steps(
 
 
 def unroll(
-    rule: CoordinatewiseLSTM,
+    rule: CoordinatewiseLSTM | CoordinateShards,
     problem: Problem,
     params: tf.Tensor,
     state: tf.Tensor,
@@ -251,6 +258,10 @@ class MetaTrainer:
         self.meta_optimizer.build(rule.trainable_variables)
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         n = problem.num_coordinates
+        # What the unroll steps: the rule itself, or its coordinate blocks as parallel chains.
+        self.unroll_rule: CoordinatewiseLSTM | CoordinateShards = rule
+        if config.coordinate_shards > 1:
+            self.unroll_rule = CoordinateShards(rule, n, config.coordinate_shards)
         signature = [
             tf.TensorSpec([n], tf.float32),
             tf.TensorSpec([n, rule.state_size], tf.float32),
@@ -267,7 +278,7 @@ class MetaTrainer:
         weights = self.rule.trainable_variables
         with tf.GradientTape() as tape:
             meta_loss, step_losses, params, state = unroll(
-                self.rule,
+                self.unroll_rule,
                 self.problem,
                 params,
                 state,

@@ -32,9 +32,9 @@ RUN_CONFIG_FILE = "run_config.json"
 IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss", "momentum_decays": [],
                      "meta_gradient_accumulation": 1}
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off,
-# recomputation: none of them changes what is computed).
+# recomputation, coordinate shards: none of them changes what is computed).
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command",
-                  "recompute_segment"}
+                  "recompute_segment", "coordinate_shards"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,6 +79,8 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
         ("meta_train", ["--save_path=/tmp/x", "--recompute_segment=3"], "recompute_segment (3) must be 0 (off) or divide"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
+        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=0"], "coordinate_shards"),
+        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=100000"], "exceeds the problem's 1280 coordinates"),
         ("meta_train", [], "save_path"),
         ("evaluate", ["--optimizer=/nonexistent"], "no trained rule"),
         ("evaluate", ["--optimizer=/tmp", "--baselines=adamw"], "unknown ['adamw']"),
@@ -104,3 +106,12 @@ def test_init_from_warm_starts_with_the_source_rule(trained, tmp_path):
     mismatch = run_binary("meta_train", f"--save_path={tmp_path / 'bad'}", f"--init_from={save}", "--hidden_size=8",
                           *QUICK_TRAIN)
     assert mismatch.returncode == 2 and "pass matching architecture flags" in mismatch.stderr
+
+
+def test_coordinate_shards_train_the_same_rule(trained, tmp_path):
+    save, _ = trained
+    result = run_binary("meta_train", f"--save_path={tmp_path / 'sharded'}", *QUICK_TRAIN, "--coordinate_shards=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = [json.loads(pathlib.Path(path, "best", "rule_config.json").read_text()) for path in (save, tmp_path / "sharded")]
+    assert best[1]["epoch"] == best[0]["epoch"]
+    assert best[1]["validation_loss"] == pytest.approx(best[0]["validation_loss"], rel=1e-4)

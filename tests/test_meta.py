@@ -10,6 +10,7 @@ from l2l_tf.evaluation import RuleRunner
 from l2l_tf.meta import MetaConfig, MetaTrainer, unroll
 from l2l_tf.problems.quadratic import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.sharding import CoordinateShards, shard_sizes
 from l2l_tf.training import TrainingOptions, meta_train, validation_score
 
 
@@ -223,3 +224,29 @@ def test_recomputed_segments_give_the_same_losses_and_meta_gradient(second_deriv
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="recompute_segment"):
         MetaConfig(num_steps=100, unroll_length=20, recompute_segment=3)
+
+
+@pytest.mark.parametrize("momentum_decays", [(), (0.5, 0.9)])
+def test_coordinate_shards_give_the_same_unroll_and_meta_gradient(momentum_decays):
+    problem = Quadratic(dims=5, batch_size=8)  # 40 coordinates: 3 shards of 14, 13, 13
+    rule = CoordinatewiseLSTM(RuleConfig(momentum_decays=momentum_decays), seed=0)
+    params, batches = _first_unroll_inputs(problem, 4)
+    state = tf.random.stateless_normal([problem.num_coordinates, rule.state_size], seed=[0, 5]) * 0.1
+
+    def meta_gradient(stepped_rule):
+        with tf.GradientTape() as tape:
+            results = unroll(stepped_rule, problem, params, state, batches, 4)
+        return results, tape.gradient(results[0], rule.trainable_variables)
+
+    plain, plain_gradient = meta_gradient(rule)
+    sharded, sharded_gradient = meta_gradient(CoordinateShards(rule, problem.num_coordinates, 3))
+    for a, b in zip(sharded, plain):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    for a, b in zip(sharded_gradient, plain_gradient):
+        assert np.any(b.numpy() != 0)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    assert shard_sizes(40, 3) == [14, 13, 13]
+    with pytest.raises(ValueError, match="coordinate_shards must lie in"):
+        shard_sizes(40, 41)
+    with pytest.raises(ValueError, match="coordinate_shards must be >= 1"):
+        MetaConfig(coordinate_shards=0)

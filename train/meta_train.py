@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from l2l_tf import checkpoints, export, preprocess
+from l2l_tf import checkpoints, export, preprocess, sharding
 from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -60,6 +60,13 @@ flags.DEFINE_integer(
     " --unroll_length=--num_steps: a meta-batch of that many runs).",
     lower_bound=1,
 )
+flags.DEFINE_integer(
+    "coordinate_shards", 1,
+    "CPU speed-up: run the rule on this many blocks of coordinates as independent chains, with one"
+    " intra-op and this many inter-op threads (set it to the number of cores; see BUILD.md)."
+    " Same results; 1: off (the choice on GPU).",
+    lower_bound=1,
+)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -90,6 +97,7 @@ def run_config() -> dict:
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
+        "coordinate_shards",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -113,11 +121,18 @@ def main(argv: list[str]) -> None:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
+    if meta_config.coordinate_shards > 1:
+        sharding.configure_cpu_threads(meta_config.coordinate_shards)
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
     )
     problem = common.build_problem()
+    if meta_config.coordinate_shards > problem.num_coordinates:
+        common.usage_error(
+            f"--coordinate_shards={meta_config.coordinate_shards} exceeds the problem's"
+            f" {problem.num_coordinates} coordinates; use the number of CPU cores"
+        )
     rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
     if FLAGS.init_from:
         try:

@@ -1,0 +1,76 @@
+"""Coordinate sharding: a coordinatewise rule run as independent chains, one per CPU core.
+
+The rule's ops are small (``[N, 20..80]`` tensors at N = 15,910 for the MNIST MLP), and
+splitting each of them across TensorFlow's intra-op threads costs a synchronisation per op.
+A coordinatewise rule treats every coordinate independently, so the coordinates can instead
+be cut into K contiguous blocks whose rule steps never touch each other: K independent chains
+of ops in the unroll graph, which TensorFlow's inter-op threads run side by side. With one
+intra-op thread and K inter-op threads (``configure_cpu_threads``) each core runs its own
+chain without synchronising. The values are those of the unsharded rule; only the schedule
+changes (measured in ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from l2l_tf.rules import CoordinatewiseLSTM
+
+
+def shard_sizes(num_coordinates: int, num_shards: int) -> list[int]:
+    """Sizes of ``num_shards`` contiguous blocks covering ``num_coordinates`` (differing by <= 1)."""
+    if not 1 <= num_shards <= num_coordinates:
+        raise ValueError(
+            f"coordinate_shards must lie in [1, {num_coordinates}] (the number of coordinates),"
+            f" got {num_shards}"
+        )
+    base, extra = divmod(num_coordinates, num_shards)
+    return [base + (1 if shard < extra else 0) for shard in range(num_shards)]
+
+
+class CoordinateShards(tf.Module):
+    """``rule`` applied to K blocks of coordinates as K independent chains.
+
+    Offers the interface meta-training uses (``state_size``, ``split_state``,
+    ``join_state``, ``step_cells``, ``trainable_variables``): the state stays one
+    ``[N, state_size]`` tensor at the unroll's boundaries, and inside the unroll the cells
+    are the K blocks' cells, concatenated in block order.
+    """
+
+    def __init__(self, rule: CoordinatewiseLSTM, num_coordinates: int, num_shards: int):
+        super().__init__(name="coordinate_shards")
+        self.rule = rule
+        self.sizes = shard_sizes(num_coordinates, num_shards)
+
+    @property
+    def state_size(self) -> int:
+        return self.rule.state_size
+
+    def _cells_per_shard(self, cells: list[tf.Tensor]) -> list[list[tf.Tensor]]:
+        per_shard = len(cells) // len(self.sizes)
+        return [cells[k * per_shard:(k + 1) * per_shard] for k in range(len(self.sizes))]
+
+    def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
+        """``[N, S]`` -> every block's cells (``rule.split_state`` of each block), in block order."""
+        return [cell for block in tf.split(state, self.sizes, axis=0) for cell in self.rule.split_state(block)]
+
+    def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor:
+        """Inverse of ``split_state``."""
+        return tf.concat([self.rule.join_state(block) for block in self._cells_per_shard(cells)], axis=0)
+
+    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``rule.step_cells`` on each block: ``([N] update, every block's new cells)``."""
+        updates, new_cells = [], []
+        for block_gradients, block_cells in zip(tf.split(gradients, self.sizes), self._cells_per_shard(cells)):
+            update, block_cells = self.rule.step_cells(block_gradients, block_cells)
+            updates.append(update)
+            new_cells += block_cells
+        return tf.concat(updates, axis=0), new_cells
+
+
+def configure_cpu_threads(num_shards: int) -> None:
+    """One intra-op thread and ``num_shards`` inter-op threads, so each shard's chain runs on
+    its own core. Must run before TensorFlow executes its first op (a ``RuntimeError``
+    from TensorFlow otherwise)."""
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(num_shards)
