@@ -33,6 +33,16 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def available_memory_gib() -> float | None:
+    """The kernel's estimate of memory available to new allocations (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+    except OSError:
+        return None
+    return int(fields["MemAvailable"].split()[0]) / 2**20
+
+
 def matmul_flop_rate(size: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of a large float32 matmul: the machine's practical ceiling in this process."""
     import tensorflow as tf

@@ -23,6 +23,7 @@ from typing import Any
 from absl import app, flags
 
 from benchmarks.common import (
+    available_memory_gib,
     block,
     matmul_flop_rate,
     median_time,
@@ -96,7 +97,7 @@ def bench_meta_sharding(quick: bool) -> list[dict]:
     medians per configuration and problem."""
     cores = os.cpu_count() or 1
     runs: dict[tuple[str, int], list[float]] = {}
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     for _ in range(rounds):
         for shards in (1, cores):
             for row in run_section_in_subprocess("meta_threads", f"--coordinate_shards={shards}")["meta_training"]:
@@ -177,6 +178,11 @@ def rule_matmuls_alone(rule, n: int) -> Callable[[], Any]:
     return matmuls
 
 
+# Peak memory of one frozen step per coordinate: state in and out, gates and activations
+# (an estimate: state, gates and activations of both layers, float32).
+FROZEN_STEP_BYTES_PER_COORDINATE = 1600
+
+
 def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
     """Coordinate-updates/s of the exported SavedModel step, and its share of the matmul
     rate; next to it, the same share for the step's matmuls alone (the attainable bound)."""
@@ -193,6 +199,12 @@ def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
     rows = []
     sizes = [10_000, 100_000, 1_000_000] + ([] if quick else [10_000_000])
     for n in sizes:
+        available = available_memory_gib()
+        if available is not None and available < n * FROZEN_STEP_BYTES_PER_COORDINATE / 2**30:
+            print(f"  rule N={n:<9} skipped: {available:.1f} GiB available, the step needs about"
+                  f" {n * FROZEN_STEP_BYTES_PER_COORDINATE / 2**30:.0f} GiB", flush=True)
+            rows.append({"coordinates": n, "skipped": f"{available:.1f} GiB of memory available"})
+            continue
         gradients = tf.random.normal([n])
         state = frozen.init_state(n)
         block(frozen.step(gradients, state))
