@@ -178,8 +178,8 @@ def rule_matmuls_alone(rule, n: int) -> Callable[[], Any]:
     return matmuls
 
 
-# Peak memory of one frozen step per coordinate: state in and out, gates and activations
-# (an estimate: state, gates and activations of both layers, float32).
+# Peak memory of one frozen step per coordinate, an estimate: state in and out, gates and
+# activations of both layers, float32.
 FROZEN_STEP_BYTES_PER_COORDINATE = 1600
 
 
