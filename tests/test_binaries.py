@@ -80,7 +80,7 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
         ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
         ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=0"], "coordinate_shards"),
-        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=100000"], "exceeds the problem's 1280 coordinates"),
+        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=100000"], "coordinate_shards must lie in [1, 1280]"),
         ("meta_train", [], "save_path"),
         ("evaluate", ["--optimizer=/nonexistent"], "no trained rule"),
         ("evaluate", ["--optimizer=/tmp", "--baselines=adamw"], "unknown ['adamw']"),

@@ -63,7 +63,7 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "coordinate_shards", 1,
     "CPU speed-up: run the rule on this many blocks of coordinates as independent chains, with one"
-    " intra-op and this many inter-op threads (set it to the number of cores; see BUILD.md)."
+    " intra-op and this many inter-op threads (set it to the number of cores; see benchmarks/RESULTS.md)."
     " Same results; 1: off (the choice on GPU).",
     lower_bound=1,
 )
@@ -128,11 +128,10 @@ def main(argv: list[str]) -> None:
         FLAGS.log_every, FLAGS.seed,
     )
     problem = common.build_problem()
-    if meta_config.coordinate_shards > problem.num_coordinates:
-        common.usage_error(
-            f"--coordinate_shards={meta_config.coordinate_shards} exceeds the problem's"
-            f" {problem.num_coordinates} coordinates; use the number of CPU cores"
-        )
+    try:
+        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
+    except ValueError as error:
+        common.usage_error(f"{error}; use the number of CPU cores")
     rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
     if FLAGS.init_from:
         try:
