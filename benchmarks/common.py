@@ -9,6 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 
+# Multiply-add FLOPs of one 2x20 LSTM rule step per coordinate (matmuls only; the
+# elementwise gate math adds roughly 10% more and is not counted).
+def rule_matmul_flops(inputs: int = 2, hidden: int = 20, layers: int = 2) -> int:
+    flops, fan_in = 0, inputs
+    for _ in range(layers):
+        flops += 2 * (fan_in + hidden) * 4 * hidden
+        fan_in = hidden
+    return flops + 2 * hidden
+
+
 def median_time(fn: Callable[[], Any], repeats: int, inner: int = 1) -> float:
     """Median seconds per call of ``fn`` over ``repeats`` timings of ``inner`` calls."""
     times = []

@@ -29,6 +29,7 @@ from benchmarks.common import (
     median_time,
     mnist_problem,
     peak_rss_mib,
+    rule_matmul_flops,
 )
 
 flags.DEFINE_boolean("quick", False, "Fewer repeats and sizes (a smoke run, about two minutes).")
@@ -38,16 +39,6 @@ flags.DEFINE_list("sections", ["meta", "rule", "keras", "precision", "memory"], 
 flags.DEFINE_integer("coordinate_shards", 1, "Internal (section meta_threads): the configuration to measure.", lower_bound=1)
 FLAGS = flags.FLAGS
 SHIPPED_MNIST_RULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_optimizers", "mnist_lstm")
-
-# Multiply-add FLOPs of one 2x20 LSTM rule step per coordinate (matmuls only; the
-# elementwise gate math adds roughly 10% more and is not counted).
-def rule_matmul_flops(inputs: int = 2, hidden: int = 20, layers: int = 2) -> int:
-    flops, fan_in = 0, inputs
-    for _ in range(layers):
-        flops += 2 * (fan_in + hidden) * 4 * hidden
-        fan_in = hidden
-    return flops + 2 * hidden
-
 
 def first_unroll(trainer) -> Callable[[], Any]:
     """A call of ``trainer.train_unroll`` on the first unroll of training run 0."""
@@ -229,8 +220,9 @@ def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
 
 
 def bench_keras(quick: bool) -> list[dict]:
-    """Seconds per fit step with LearnedOptimizer / with Adam, same model and data, the two
-    models timed in alternation."""
+    """Seconds per fit step with LearnedOptimizer / with Adam, same model and data (XLA-compiled
+    steps), the models timed in alternation; for the wide MLP also the learned optimizer in a
+    step without XLA, making one rule call or calls on blocks of 16,384 coordinates."""
     import keras
     import numpy as np
 
@@ -252,21 +244,32 @@ def bench_keras(quick: bool) -> list[dict]:
             keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10),
         ])
 
+    def wide_mlp():  # ~270k parameters
+        return keras.Sequential([keras.Input((784,)), keras.layers.Dense(256, activation="relu"),
+                                 keras.layers.Dense(256, activation="relu"), keras.layers.Dense(10)])
+
+    # label: (optimizer, XLA-compiled step)
+    optimizers = {"adam": (lambda: keras.optimizers.Adam(1e-3), True), "learned": (lambda: LearnedOptimizer.load(path), True)}
     rows = []
     steps = 20 if quick else 50
-    for name, build, shape in (("mnist mlp", mlp, (784,)), ("conv net", convnet, (28, 28, 1))):
+    for name, build, shape in (("mnist mlp", mlp, (784,)), ("conv net", convnet, (28, 28, 1)), ("wide mlp", wide_mlp, (784,))):
         x = rng.random((128 * steps, *shape), dtype=np.float32)
         y = rng.integers(0, 10, 128 * steps)
         timings, models = {}, {}
-        for label, make_opt in (("adam", lambda: keras.optimizers.Adam(1e-3)), ("learned", lambda: LearnedOptimizer.load(path))):
+        candidates = dict(optimizers)
+        if name == "wide mlp":  # chunk_size without XLA, before/after in the same process
+            candidates["learned_no_xla"] = (lambda: LearnedOptimizer.load(path), False)
+            candidates["learned_no_xla_chunked"] = (lambda: LearnedOptimizer.load(path, chunk_size=16384), False)
+        for label, (make_opt, jit_compile) in candidates.items():
             keras.utils.set_random_seed(0)
             model = models[label] = build()
-            model.compile(optimizer=make_opt(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+            model.compile(optimizer=make_opt(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          jit_compile=jit_compile)
             model.fit(x, y, batch_size=128, epochs=1, verbose=0)  # compile + warm-up
             params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
             opt_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.optimizer.variables) - 8
             timings[label + "_bytes_per_param"] = opt_bytes / params
-        # Alternate the two models' timed epochs, so a change in the host's load hits both.
+        # Alternate the models' timed epochs, so a change in the host's load hits all of them.
         epochs = {label: [] for label in models}
         for _ in range(3 if quick else 7):
             for label, model in models.items():
@@ -280,7 +283,13 @@ def bench_keras(quick: bool) -> list[dict]:
             "optimizer_bytes_per_parameter_adam": timings["adam_bytes_per_param"],
             "optimizer_bytes_per_parameter_learned": timings["learned_bytes_per_param"],
         })
-        print(f"  keras {name:<10} learned/adam step time {rows[-1]['ratio_learned_over_adam']:.2f}x", flush=True)
+        no_xla = ""
+        if "learned_no_xla" in timings:
+            rows[-1]["seconds_per_step_learned_no_xla"] = timings["learned_no_xla"]
+            rows[-1]["seconds_per_step_learned_no_xla_chunked"] = timings["learned_no_xla_chunked"]
+            no_xla = (f"  (without XLA: {timings['learned_no_xla'] * 1e3:.0f} ms/step, chunk_size=16384"
+                      f" {timings['learned_no_xla_chunked'] * 1e3:.0f} ms/step)")
+        print(f"  keras {name:<10} learned/adam step time {rows[-1]['ratio_learned_over_adam']:.2f}x{no_xla}", flush=True)
     return rows
 
 
