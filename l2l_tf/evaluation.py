@@ -197,6 +197,38 @@ def format_table(results: Sequence[OptimizerResult], step: int | None = None) ->
     return "\n".join(lines)
 
 
+def paired_comparison(rule: OptimizerResult, others: Sequence[OptimizerResult]) -> list[dict[str, Any]]:
+    """``rule`` against each of ``others`` on the same runs (same seeds, so the same initial
+    parameters and batches): ratio of mean final losses, the mean per-run difference with
+    its standard error, and the share of runs where ``rule`` ends lower."""
+    rows = []
+    for other in others:
+        if other.curves.shape[0] != rule.curves.shape[0]:
+            raise ValueError(f"{rule.name} and {other.name} must be run on the same seeds")
+        difference = rule.curves[:, -1] - other.curves[:, -1]
+        runs = len(difference)
+        rows.append({
+            "optimizer": other.name,
+            "ratio_of_means": float(np.mean(rule.curves[:, -1]) / np.mean(other.curves[:, -1])),
+            "mean_difference": float(np.mean(difference)),
+            "difference_standard_error": float(np.std(difference, ddof=1) / math.sqrt(runs)) if runs > 1 else float("nan"),
+            "share_of_runs_lower": float(np.mean(difference < 0)),
+        })
+    return rows
+
+
+def format_comparison(rule: OptimizerResult, others: Sequence[OptimizerResult]) -> str:
+    """``paired_comparison`` as plain text, one line per other optimizer."""
+    lines = [f"{rule.name} vs each baseline, paired over the same runs (final loss):"]
+    for row in paired_comparison(rule, others):
+        lines.append(
+            f"  vs {row['optimizer']:<10} ratio {row['ratio_of_means']:.3f}   difference"
+            f" {row['mean_difference']:+.4f} ± {row['difference_standard_error']:.4f} (s.e.)"
+            f"   lower in {row['share_of_runs_lower']:.0%} of runs"
+        )
+    return "\n".join(lines)
+
+
 def write_curves(results: Sequence[OptimizerResult], path: str, extra: dict | None = None) -> None:
     """Writes per-step curves and summaries as JSON."""
     payload = {

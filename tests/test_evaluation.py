@@ -6,9 +6,12 @@ import tensorflow as tf
 from l2l_tf import baselines, seeds
 from l2l_tf.evaluation import (
     BaselineRunner,
+    OptimizerResult,
     check_disjoint,
     evaluate_baseline,
+    format_comparison,
     format_table,
+    paired_comparison,
     tune,
 )
 from l2l_tf.problems.quadratic import Quadratic
@@ -43,6 +46,23 @@ def test_tuning_picks_the_lowest_final_loss_and_skips_divergence():
     assert result.best_learning_rate == min(result.scores, key=result.scores.get) == 1e-2
     table = format_table([evaluate_baseline(runner, [0, 1], result.best_learning_rate)], step=20)
     assert "sgd" in table and "loss@20 mean" in table
+
+
+def test_paired_comparison_of_the_rule_against_baselines():
+    def result(name, finals):
+        return OptimizerResult(name, np.stack([np.full(len(finals), 2.0), finals], axis=1), [{} for _ in finals])
+
+    rule = result("lstm", np.array([1.0, 2.0, 3.0, 2.0]))
+    sgd = result("sgd", np.array([2.0, 2.0, 4.0, 4.0]))
+    (row,) = paired_comparison(rule, [sgd])
+    assert row["optimizer"] == "sgd"
+    assert row["ratio_of_means"] == pytest.approx(8.0 / 12.0)
+    assert row["mean_difference"] == pytest.approx(-1.0)  # differences -1, 0, -1, -2
+    assert row["difference_standard_error"] == pytest.approx(np.std([-1, 0, -1, -2], ddof=1) / 2.0)
+    assert row["share_of_runs_lower"] == pytest.approx(0.75)
+    assert "vs sgd" in format_comparison(rule, [sgd]) and "ratio 0.667" in format_comparison(rule, [sgd])
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_comparison(rule, [result("adam", np.array([1.0, 2.0]))])
 
 
 def test_seed_ranges_are_disjoint():

@@ -25,7 +25,9 @@ from l2l_tf.evaluation import (
     check_disjoint,
     evaluate_baseline,
     evaluate_rule,
+    format_comparison,
     format_table,
+    paired_comparison,
     plot_curves,
     tune,
     write_curves,
@@ -84,6 +86,8 @@ def main(argv: list[str]) -> None:
         print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
         results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
     table = format_table(results, FLAGS.num_steps)
+    if len(results) > 1:
+        table += "\n\n" + format_comparison(results[0], results[1:])
     header = (
         f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
         f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
@@ -101,7 +105,8 @@ def main(argv: list[str]) -> None:
             "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
             "wall_seconds": time.time() - start,
         }
-        write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {"settings": settings, "tuning": tuning_record})
+        write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {
+            "settings": settings, "tuning": tuning_record, "comparison": paired_comparison(results[0], results[1:])})
         with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
             f.write(f"{header}\n\n```\n{table}\n```\n")
         plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
