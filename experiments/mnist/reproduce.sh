@@ -58,13 +58,13 @@ python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum_s
   2>&1 | tee $out/meta_train.stage7_momentum_sharded.log
 python experiments/mnist/select_rule.py --runs=60 $out/run_momentum_lr5e-5 $out/run_momentum_stage7_sharded \
   | tee $out/selection_momentum_stage7_60runs.log
-evaluate() {  # name problem steps rule
-  python -m train.evaluate --problem=$2 $data --optimizer=$4 --num_steps=$3 --num_seeds=30 \
+evaluate() {  # name problem steps rule [evaluation runs, default 30]
+  python -m train.evaluate --problem=$2 $data --optimizer=$4 --num_steps=$3 --num_seeds=${5:-30} \
     --tuning_seeds=5 --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
 }
-ship() {  # prefix rule saved_optimizers/NAME
-  evaluate ${1}mnist_100 mnist 100 $2
-  evaluate ${1}mnist_200 mnist 200 $2
+ship() {  # prefix rule saved_optimizers/NAME [evaluation runs at steps 100 and 200, default 30]
+  evaluate ${1}mnist_100 mnist 100 $2 ${4:-30}
+  evaluate ${1}mnist_200 mnist 200 $2 ${4:-30}
   evaluate ${1}mnist_40_100 mnist_40 100 $2
   evaluate ${1}mnist_2layer_100 mnist_2layer 100 $2
   evaluate ${1}mnist_relu_100 mnist_relu 100 $2
