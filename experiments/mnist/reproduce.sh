@@ -58,6 +58,14 @@ python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum_s
   2>&1 | tee $out/meta_train.stage7_momentum_sharded.log
 python experiments/mnist/select_rule.py --runs=60 $out/run_momentum_lr5e-5 $out/run_momentum_stage7_sharded \
   | tee $out/selection_momentum_stage7_60runs.log
+# Stage 8 (fifth session): the stage-7 rule continued (fresh runs, --seed=5), 16 validation
+# runs every 40 epochs; stopped (SIGTERM) at epoch ~2070 to leave time for evaluation.
+python -m train.meta_train --problem=mnist $data --save_path=$out/run_momentum_stage8 --init_from=$out/run_momentum_stage7_sharded \
+  --meta_loss_weighting=linear --num_steps=200 --log_every=10 --validation_every=40 --validation_runs=16 \
+  $momentum --meta_learning_rate=5e-5 --seed=5 --coordinate_shards=2 --num_epochs=2070 \
+  2>&1 | tee $out/meta_train.stage8_momentum.log
+python experiments/mnist/select_rule.py --runs=60 $out/run_momentum_stage7_sharded $out/run_momentum_stage8 \
+  | tee $out/selection_momentum_stage8_60runs.log
 evaluate() {  # name problem steps rule [evaluation runs, default 30]
   python -m train.evaluate --problem=$2 $data --optimizer=$4 --num_steps=$3 --num_seeds=${5:-30} \
     --tuning_seeds=5 --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
@@ -77,4 +85,5 @@ ship() {  # prefix rule saved_optimizers/NAME [evaluation runs at steps 100 and 
     --evaluation="Generalisation: ReLU activations=$out/eval_${1}mnist_relu_100"
 }
 ship "" "$(tail -1 $out/selection_stage6_60runs.log | sed 's/^selected: //')" saved_optimizers/mnist_lstm
-ship momentum_ "$(tail -1 $out/selection_momentum_stage7_60runs.log | sed 's/^selected: //')" saved_optimizers/mnist_lstm_momentum
+# The momentum rule's step-100 and step-200 evaluations use 100 runs since stage 8 (NOTES.md).
+ship momentum_ "$(tail -1 $out/selection_momentum_stage8_60runs.log | sed 's/^selected: //')" saved_optimizers/mnist_lstm_momentum 100
