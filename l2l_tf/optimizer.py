@@ -4,7 +4,8 @@
 
 Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
-state, runs the rule **once** over all coordinates, and splits the result back.
+state, runs the rule **once** over all coordinates (or once per block, ``chunk_size``),
+and splits the result back.
 
 Supported: float16, bfloat16, float32 and float64 variables (the rule computes in
 float32; updates are cast back to the variable's dtype), mixed precision (Keras keeps
@@ -21,9 +22,10 @@ Speed: ``chunk_size=16384`` runs the rule on blocks of that many coordinates, ea
 own chain of ops, so each block's ``[block, 80]`` tensors stay in the cache instead of
 every elementwise op streaming ``[N, 80]`` through main memory. On CPU this makes
 steps that are *not* XLA-compiled (``jit_compile=False``, eager custom loops) faster:
-the rule step 1.3-2.4x at N = 1e5-1e6 (``benchmarks/ab_frozen_memory.py``), a 269k-parameter
-MLP's Keras step 1.24x (the wide-MLP row of ``benchmarks/run.py``). Keras compiles ``fit`` steps with XLA where it can, and there
-one call (the default, ``chunk_size=0``) is as fast or faster.
+the rule step 1.3-2.4x at N = 1e5-1e6 (``benchmarks/ab_frozen_memory.py``), a
+269k-parameter MLP's Keras step 1.24x (the wide-MLP row of ``benchmarks/run.py``). Keras
+compiles ``fit`` steps with XLA where it can, and there one call (the default,
+``chunk_size=0``) is as fast or faster.
 
 Memory: the rule state is ``state_size`` floats per parameter (80 for the 2x20 LSTM:
 320 bytes in float32). ``state_dtype="bfloat16"`` stores it in half the memory; the
