@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,7 @@ def measure_config() -> dict:
     from benchmarks.common import block, matmul_flop_rate, rule_matmul_flops
     from l2l_tf import export
     from l2l_tf.rules import CoordinatewiseLSTM
-    from l2l_tf.sharding import shard_sizes
+    from l2l_tf.sharding import block_sizes, step_in_blocks
 
     path = os.path.join(tempfile.mkdtemp(), "rule")
     export.export_rule(CoordinatewiseLSTM(), path)
@@ -66,19 +67,11 @@ def measure_config() -> dict:
     rows = []
     for n in map(int, FLAGS.coordinates):
         gradients = tf.random.normal([n], stddev=1e-2)
-        state = frozen.init_state(n) + tf.random.normal([n, frozen.init_state(1).shape[1]], stddev=0.1)
+        state = frozen.init_state(n) + tf.random.normal([n, frozen.state_size], stddev=0.1)
         steps = {}
         for chunk in map(int, FLAGS.chunks):
-            sizes = [n] if chunk in (0, n) or chunk > n else shard_sizes(n, -(-n // chunk))
-
-            @tf.function
-            def chunked(g, s, sizes=tuple(sizes)):
-                if len(sizes) == 1:
-                    return frozen.step(g, s)
-                parts = [frozen.step(gg, ss) for gg, ss in zip(tf.split(g, sizes), tf.split(s, sizes))]
-                return tf.concat([u for u, _ in parts], 0), tf.concat([new for _, new in parts], 0)
-
-            steps[chunk] = chunked
+            sizes = block_sizes(n, chunk)
+            steps[chunk] = tf.function(lambda g, s, sizes=sizes: step_in_blocks(frozen.step, g, s, sizes))
         reference = steps[int(FLAGS.chunks[0])](gradients, state)
         for chunk, step in steps.items():
             update, new_state = step(gradients, state)
@@ -92,13 +85,14 @@ def measure_config() -> dict:
                 start = time.perf_counter()
                 block(step(gradients, state))
                 times[chunk].append(time.perf_counter() - start)
+        one_call = statistics.median(times[int(FLAGS.chunks[0])])
         for chunk, samples in times.items():
-            seconds = sorted(samples)[len(samples) // 2]
+            seconds = statistics.median(samples)
             rows.append({
                 "coordinates": n, "chunk": chunk, "ms_per_step": seconds * 1e3,
                 "coordinate_updates_per_s": n / seconds,
                 "fraction_of_matmul_rate": n / seconds * rule_matmul_flops() / ceiling,
-                "speedup_vs_one_call": sorted(times[int(FLAGS.chunks[0])])[FLAGS.repeats // 2] / seconds,
+                "speedup_vs_one_call": one_call / seconds,
             })
         del gradients, state
     return {"matmul_gflop_per_s": ceiling / 1e9, "rows": rows}

@@ -217,10 +217,10 @@ def paired_comparison(rule: OptimizerResult, others: Sequence[OptimizerResult]) 
     return rows
 
 
-def format_comparison(rule: OptimizerResult, others: Sequence[OptimizerResult]) -> str:
-    """``paired_comparison`` as plain text, one line per other optimizer."""
-    lines = [f"{rule.name} vs each baseline, paired over the same runs (final loss):"]
-    for row in paired_comparison(rule, others):
+def format_comparison(rule_name: str, comparison: Sequence[dict[str, Any]]) -> str:
+    """``paired_comparison``'s rows as plain text, one line per other optimizer."""
+    lines = [f"{rule_name} vs each baseline, paired over the same runs (final loss):"]
+    for row in comparison:
         lines.append(
             f"  vs {row['optimizer']:<10} ratio {row['ratio_of_means']:.3f}   difference"
             f" {row['mean_difference']:+.4f} ± {row['difference_standard_error']:.4f} (s.e.)"

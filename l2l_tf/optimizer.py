@@ -107,20 +107,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             for variable in variables
         ]
 
-    def _block_sizes(self, num_coordinates: int) -> list[int]:
-        """Sizes of the contiguous blocks the rule is called on (one block: one call)."""
-        chunk = self.chunk_size
-        if chunk == 0 or num_coordinates <= chunk:
-            return [num_coordinates]
-        return sharding.shard_sizes(num_coordinates, -(-num_coordinates // chunk))
-
     def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rule on flat float32 gradients, with the non-finite policy applied."""
-        sizes = self._block_sizes(int(gradients.shape[0]))
-        if len(sizes) > 1:
-            blocks = [self._rule_step_block(g, s) for g, s in zip(tf.split(gradients, sizes), tf.split(state, sizes))]
-            return tf.concat([u for u, _ in blocks], 0), tf.concat([s for _, s in blocks], 0)
-        return self._rule_step_block(gradients, state)
+        """The rule on flat float32 gradients (in blocks of ``chunk_size``), with the
+        non-finite policy applied."""
+        sizes = sharding.block_sizes(int(gradients.shape[0]), self.chunk_size)
+        return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
 
     def _rule_step_block(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)

@@ -8,9 +8,14 @@ of ops in the unroll graph, which TensorFlow's inter-op threads run side by side
 intra-op thread and K inter-op threads (``configure_cpu_threads``) each core runs its own
 chain without synchronising. The values are those of the unsharded rule; only the schedule
 changes (measured in ``benchmarks/``).
+
+``block_sizes`` and ``step_in_blocks`` cut a frozen rule step the same way, into blocks of a
+given size whose tensors fit in the cache (``LearnedOptimizer(chunk_size=...)``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -26,6 +31,28 @@ def shard_sizes(num_coordinates: int, num_shards: int) -> list[int]:
         )
     base, extra = divmod(num_coordinates, num_shards)
     return [base + (1 if shard < extra else 0) for shard in range(num_shards)]
+
+
+def block_sizes(num_coordinates: int, block_size: int) -> list[int]:
+    """Sizes of the fewest contiguous blocks of at most ``block_size`` coordinates, as even as
+    possible; ``block_size=0`` means one block."""
+    if block_size == 0 or num_coordinates <= block_size:
+        return [num_coordinates]
+    return shard_sizes(num_coordinates, -(-num_coordinates // block_size))
+
+
+def step_in_blocks(
+    step: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
+    gradients: tf.Tensor,
+    state: tf.Tensor,
+    sizes: Sequence[int],
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``step(gradients, state) -> (update, new_state)`` on each block of ``sizes`` coordinates
+    (one call for one block), the blocks' results concatenated in order."""
+    if len(sizes) == 1:
+        return step(gradients, state)
+    parts = [step(g, s) for g, s in zip(tf.split(gradients, sizes), tf.split(state, sizes))]
+    return tf.concat([update for update, _ in parts], 0), tf.concat([new for _, new in parts], 0)
 
 
 class CoordinateShards(tf.Module):

@@ -60,7 +60,8 @@ def test_paired_comparison_of_the_rule_against_baselines():
     assert row["mean_difference"] == pytest.approx(-1.0)  # differences -1, 0, -1, -2
     assert row["difference_standard_error"] == pytest.approx(np.std([-1, 0, -1, -2], ddof=1) / 2.0)
     assert row["share_of_runs_lower"] == pytest.approx(0.75)
-    assert "vs sgd" in format_comparison(rule, [sgd]) and "ratio 0.667" in format_comparison(rule, [sgd])
+    text = format_comparison(rule.name, [row])
+    assert "lstm vs each baseline" in text and "vs sgd" in text and "ratio 0.667" in text
     with pytest.raises(ValueError, match="same seeds"):
         paired_comparison(rule, [result("adam", np.array([1.0, 2.0]))])
 

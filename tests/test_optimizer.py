@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO
 
-from l2l_tf import export
+from l2l_tf import export, sharding
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.rules import CoordinatewiseLSTM
 
@@ -49,7 +49,7 @@ def test_chunked_rule_calls_give_the_values_of_one_call(random_rule_path):
             optimizer.apply_gradients(zip(grads, variables))
         results.append(np.concatenate([v.numpy().ravel() for v in variables]
                                       + [s.numpy().ravel() for s in optimizer._rule_states]))
-    assert optimizer._block_sizes(10) == [4, 3, 3]
+    assert sharding.block_sizes(10, optimizer.chunk_size) == [4, 3, 3]
     np.testing.assert_allclose(results[1], results[0], atol=1e-6)
     np.testing.assert_allclose(results[2], results[0], atol=1e-6)
     for bad in (-1, 2.5, True, None):

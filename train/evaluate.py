@@ -86,8 +86,9 @@ def main(argv: list[str]) -> None:
         print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
         results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
     table = format_table(results, FLAGS.num_steps)
-    if len(results) > 1:
-        table += "\n\n" + format_comparison(results[0], results[1:])
+    comparison = paired_comparison(results[0], results[1:])
+    if comparison:
+        table += "\n\n" + format_comparison(results[0].name, comparison)
     header = (
         f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
         f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
@@ -106,7 +107,7 @@ def main(argv: list[str]) -> None:
             "wall_seconds": time.time() - start,
         }
         write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {
-            "settings": settings, "tuning": tuning_record, "comparison": paired_comparison(results[0], results[1:])})
+            "settings": settings, "tuning": tuning_record, "comparison": comparison})
         with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
             f.write(f"{header}\n\n```\n{table}\n```\n")
         plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
