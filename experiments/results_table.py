@@ -1,11 +1,15 @@
 """Prints the README results table from the evaluate outputs under experiments/.
 
-Usage (repo root): python experiments/results_table.py
+Usage (repo root, l2l_tf installed as README.md says): python experiments/results_table.py
 """
 
 import json
 import os
 import pathlib
+
+import numpy as np
+
+from l2l_tf.evaluation import read_curves
 
 ROWS = [
     ("Quadratics 10-d, loss at step 100", "experiments/quadratic/eval100",
@@ -24,17 +28,20 @@ ROWS = [
 ]
 
 
-def main() -> None:
-    print("| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) |"
-          " mean loss over all steps: LSTM / best | runs |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+def table_lines() -> list[str]:
+    """The table's markdown lines, one row per evaluation folder that exists."""
+    lines = [
+        "| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) |"
+        " mean loss over all steps: LSTM / best | runs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for title, directory, paper in ROWS:
         path = os.path.join(directory, "results.json")
         if not os.path.isfile(path):
             continue
         results = json.loads(pathlib.Path(path).read_text())
         summary = {s["optimizer"]: s for s in results["summary"]}
-        mean_over_steps = {name: sum(map(sum, c)) / (len(c) * len(c[0])) for name, c in results["curves"].items()}
+        mean_over_steps = {name: float(np.mean(c, dtype=np.float64)) for name, c in read_curves(directory).items()}
         learned = summary.pop("lstm")
         best = min(summary.values(), key=lambda s: s["final_loss_mean"])
         adam = summary["adam"]
@@ -45,11 +52,16 @@ def main() -> None:
                 text += f" (test acc {s['test_accuracy_mean']:.3f})"
             return text
 
-        print(
+        lines.append(
             f"| {title} | {paper} | {cell(learned)} | {best['optimizer']} lr={best['learning_rate']:g}: {cell(best)}"
             f" | {learned['final_loss_mean'] / best['final_loss_mean']:.2f} | lr={adam['learning_rate']:g}: {cell(adam)}"
             f" | {mean_over_steps['lstm']:.3g} / {mean_over_steps[best['optimizer']]:.3g} | {learned['runs']} |"
         )
+    return lines
+
+
+def main() -> None:
+    print("\n".join(table_lines()))
 
 
 if __name__ == "__main__":

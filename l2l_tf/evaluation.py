@@ -229,15 +229,34 @@ def format_comparison(rule_name: str, comparison: Sequence[dict[str, Any]]) -> s
     return "\n".join(lines)
 
 
+CURVES_FILE = "curves.npz"
+
+
 def write_curves(results: Sequence[OptimizerResult], path: str, extra: dict | None = None) -> None:
-    """Writes per-step curves and summaries as JSON."""
-    payload = {
-        "summary": [r.summary() for r in results],
-        "curves": {r.name: r.curves.tolist() for r in results},
-        **(extra or {}),
-    }
+    """Writes summaries (and ``extra``) as JSON to ``path``, and the per-step curves, one
+    ``[runs, num_steps + 1]`` array per optimizer, compressed to ``curves.npz`` beside it."""
+    curves_path = os.path.join(os.path.dirname(os.path.abspath(path)), CURVES_FILE)
+    np.savez_compressed(curves_path, **{r.name: r.curves for r in results})
+    payload = {"summary": [r.summary() for r in results], "curves_file": CURVES_FILE, **(extra or {})}
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
+
+
+def read_curves(directory: str) -> dict[str, np.ndarray]:
+    """The per-step loss curves ``[runs, num_steps + 1]`` by optimizer of a ``train.evaluate
+    --output_dir``: its ``curves.npz``, or the ``curves`` of an older ``results.json``."""
+    npz_path = os.path.join(directory, CURVES_FILE)
+    if os.path.isfile(npz_path):
+        with np.load(npz_path) as stored:
+            return {name: stored[name] for name in stored.files}
+    json_path = os.path.join(directory, "results.json")
+    if not os.path.isfile(json_path):
+        raise FileNotFoundError(f"{directory} has no {CURVES_FILE} or results.json: pass a train.evaluate --output_dir")
+    with open(json_path) as f:
+        results = json.load(f)
+    if "curves" not in results:
+        raise ValueError(f"{json_path} holds no curves and {CURVES_FILE} is missing beside it: re-run train.evaluate")
+    return {name: np.asarray(curves) for name, curves in results["curves"].items()}
 
 
 def plot_curves(results: Sequence[OptimizerResult], path: str, title: str) -> None:

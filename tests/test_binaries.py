@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO, subprocess_env
 
+from l2l_tf.evaluation import read_curves
+
 QUICK_TRAIN = ["--problem=quadratic", "--num_epochs=4", "--num_steps=20", "--unroll_length=10",
                "--validation_every=2", "--validation_runs=2", "--log_every=2", "--checkpoint_every=2"]
 
@@ -52,7 +54,11 @@ def test_evaluate_prints_table_and_writes_curves_and_plot(trained, tmp_path):
     for name in ("lstm", "adam", "sgd", "loss@20 mean"):
         assert name in result.stdout
     results = json.loads(pathlib.Path(out, "results.json").read_text())
-    assert np.asarray(results["curves"]["adam"]).shape == (3, 21)
+    assert "curves" not in results and results["curves_file"] == "curves.npz"  # curves are stored compactly
+    curves = read_curves(out)
+    assert sorted(curves) == ["adam", "lstm", "sgd"] and curves["adam"].shape == (3, 21)
+    adam = next(s for s in results["summary"] if s["optimizer"] == "adam")
+    assert adam["final_loss_mean"] == pytest.approx(float(np.mean(curves["adam"][:, -1])))
     assert results["settings"]["evaluation_seeds"] == [0, 2]
     assert results["tuning"]["adam"]["best_learning_rate"] in (0.01, 0.1)
     with open(os.path.join(out, "curves.png"), "rb") as f:

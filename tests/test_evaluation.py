@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -12,7 +14,9 @@ from l2l_tf.evaluation import (
     format_comparison,
     format_table,
     paired_comparison,
+    read_curves,
     tune,
+    write_curves,
 )
 from l2l_tf.problems.quadratic import Quadratic
 
@@ -64,6 +68,32 @@ def test_paired_comparison_of_the_rule_against_baselines():
     assert "lstm vs each baseline" in text and "vs sgd" in text and "ratio 0.667" in text
     with pytest.raises(ValueError, match="same seeds"):
         paired_comparison(rule, [result("adam", np.array([1.0, 2.0]))])
+
+
+def test_curves_are_stored_compactly_and_older_results_json_curves_still_read(tmp_path):
+    rng = np.random.default_rng(0)
+    results = [OptimizerResult(name, rng.random((3, 6), dtype=np.float32), [{} for _ in range(3)]) for name in ("lstm", "adam")]
+    (tmp_path / "new").mkdir()
+    write_curves(results, str(tmp_path / "new" / "results.json"), {"settings": {}})
+    stored = json.loads((tmp_path / "new" / "results.json").read_text())
+    assert "curves" not in stored and [s["optimizer"] for s in stored["summary"]] == ["lstm", "adam"]
+    curves = read_curves(str(tmp_path / "new"))
+    assert list(curves) == ["lstm", "adam"]
+    for r in results:  # exact, in the dtype written
+        assert curves[r.name].dtype == np.float32
+        np.testing.assert_array_equal(curves[r.name], r.curves)
+    # Evaluations written before the curves moved to curves.npz kept them in results.json.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps({"curves": {r.name: r.curves.tolist() for r in results}}))
+    old = read_curves(str(tmp_path / "old"))
+    for r in results:
+        np.testing.assert_array_equal(old[r.name], r.curves)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(FileNotFoundError, match="no curves.npz or results.json"):
+        read_curves(str(tmp_path / "none"))
+    (tmp_path / "none" / "results.json").write_text(json.dumps({"summary": []}))
+    with pytest.raises(ValueError, match="holds no curves"):
+        read_curves(str(tmp_path / "none"))
 
 
 def test_seed_ranges_are_disjoint():

@@ -2,12 +2,14 @@
 
 Example:
   python -m train.evaluate --problem=quadratic --optimizer=saved_optimizers/quadratic_lstm \
-      --num_steps=100 --num_seeds=100 --output_dir=/tmp/eval
+      --num_steps=100 --num_seeds=100 --output_dir=runs/quadratic_eval
 
 Each baseline's learning rate is grid-searched on --tuning_seeds runs, disjoint from the
 --num_seeds evaluation runs (seeds 0..N-1; see l2l_tf.seeds). Prints a table of the
-loss at the last step (mean, std, median over runs), and writes the per-step curves
-(results.json), the table (results.md) and a log-scale plot (curves.png) to --output_dir.
+loss at the last step (mean, std, median over runs), and writes the summaries, settings and
+tuning scores (results.json), the per-step curves (curves.npz, one array per optimizer; read
+them with l2l_tf.evaluation.read_curves), the table (results.md) and a log-scale plot
+(curves.png) to --output_dir.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_b
 flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
 flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
 flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
-flags.DEFINE_string("output_dir", None, "Folder for results.json, results.md and curves.png.")
+flags.DEFINE_string("output_dir", None, "Folder for results.json, curves.npz, results.md and curves.png.")
 flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel even if it uses ops a rule never needs (only for trusted files).")
 flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
 flags.mark_flag_as_required("optimizer")
@@ -111,7 +113,7 @@ def main(argv: list[str]) -> None:
         with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
             f.write(f"{header}\n\n```\n{table}\n```\n")
         plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
-        print(f"wrote {FLAGS.output_dir}/results.json, results.md, curves.png")
+        print(f"wrote {FLAGS.output_dir}/results.json, curves.npz, results.md, curves.png")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Exports a meta-trained rule as a SavedModel (the l2l_tf rule contract, see l2l_tf.export).
 
 Example:
-  python -m train.export --checkpoint=/tmp/quad --export_dir=/tmp/quad_rule \
-      [--evaluation_json=/tmp/eval/results.json]
+  python -m train.export --checkpoint=runs/quadratic --export_dir=runs/quadratic_rule \
+      [--evaluation_json=runs/quadratic_eval/results.json]
 
 --checkpoint takes a meta_train --save_path (its best rule is used) or a rule folder.
 """
