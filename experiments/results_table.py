@@ -31,8 +31,8 @@ ROWS = [
 def table_lines() -> list[str]:
     """The table's markdown lines, one row per evaluation folder that exists."""
     lines = [
-        "| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) |"
-        " mean loss over all steps: LSTM / best | runs |",
+        ("| experiment | paper (approx.) | l2l_tf LSTM | best tuned baseline | LSTM / best | Adam (tuned) |"
+         " mean loss over all steps: LSTM / best | runs |"),
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for title, directory, paper in ROWS:

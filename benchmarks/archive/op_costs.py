@@ -1,6 +1,6 @@
 """What the frozen rule's individual operations cost at N coordinates, one op at a time.
 
-  python -m benchmarks.op_costs [--coordinates=100000] [--output=benchmarks/op_costs.json]
+  python -m benchmarks.archive.op_costs [--coordinates=100000] [--output=benchmarks/archive/op_costs.json]
 
 Explains the frozen-rule figures in RESULTS.md: each op streams ``[N, 20..80]`` float32
 tensors through memory, so a copy, an add or a split of the ``[N, 80]`` state costs about
@@ -17,7 +17,7 @@ from absl import app, flags
 from benchmarks.common import block, median_time
 
 flags.DEFINE_integer("coordinates", 100_000, "N, the number of coordinates.")
-flags.DEFINE_string("output", "benchmarks/op_costs.json", "JSON output.")
+flags.DEFINE_string("output", "benchmarks/archive/op_costs.json", "JSON output.")
 FLAGS = flags.FLAGS
 
 

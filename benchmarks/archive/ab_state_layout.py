@@ -2,7 +2,7 @@
 state carried as one [N, 80] tensor (the first version) vs per-layer cells (current),
 with XLA on and off, all timed in one process.
 
-  python -m benchmarks.ab_state_layout [--coordinates=15910] [--output=benchmarks/ab_state_layout.json]
+  python -m benchmarks.archive.ab_state_layout [--coordinates=15910] [--output=benchmarks/archive/ab_state_layout.json]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from absl import app, flags
 
 flags.DEFINE_integer("coordinates", 15910, "N (15,910 = the MNIST MLP).")
-flags.DEFINE_string("output", "benchmarks/ab_state_layout.json", "JSON output.")
+flags.DEFINE_string("output", "benchmarks/archive/ab_state_layout.json", "JSON output.")
 FLAGS = flags.FLAGS
 
 

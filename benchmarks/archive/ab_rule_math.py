@@ -1,6 +1,6 @@
 """A/B benchmark: other ways to compute the rule, against the current one, in one process.
 
-  python -m benchmarks.ab_rule_math [--coordinates=15910] [--output=benchmarks/ab_rule_math.json]
+  python -m benchmarks.archive.ab_rule_math [--coordinates=15910] [--output=benchmarks/archive/ab_rule_math.json]
 
 Meta-training (forward + backward over a 20-step unroll, ms per step):
   current     per-layer cells [N, H], one [x, h] @ W matmul per layer (``step_cells``)
@@ -30,7 +30,7 @@ from absl import app, flags
 flags.DEFINE_integer("coordinates", 15910, "N for the meta-training variants (15,910 = the MNIST MLP).")
 flags.DEFINE_integer("frozen_coordinates", 100_000, "N for the frozen-step variants.")
 flags.DEFINE_integer("repeats", 7, "Timed calls per variant.")
-flags.DEFINE_string("output", "benchmarks/ab_rule_math.json", "JSON output.")
+flags.DEFINE_string("output", "benchmarks/archive/ab_rule_math.json", "JSON output.")
 FLAGS = flags.FLAGS
 STEPS = 20
 
