@@ -53,3 +53,26 @@ def require_dir_parent_writable(path: str, flag: str) -> None:
         usage_error(f"--{flag}={path}: cannot create parent folder {parent!r} ({error.strerror})")
     if not os.access(parent, os.W_OK):
         usage_error(f"--{flag}={path}: parent folder {parent!r} is not writable")
+
+
+def require_writable_dir(path: str, flag: str) -> None:
+    """Creates folder ``path`` now, before any computation; a usage error if it is a file,
+    under a file, or not writable (so no result is computed and then lost)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        usage_error(f"--{flag}={path} is a file, not a folder; pass a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        usage_error(f"--{flag}={path}: cannot create the folder ({error.strerror})")
+    if not os.access(path, os.W_OK):
+        usage_error(f"--{flag}={path}: the folder is not writable")
+
+
+def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
+    """A usage error, before any work, if exporting to ``export_dir`` could lose data."""
+    from l2l_tf import export
+
+    try:
+        export.check_export_target(export_dir, protected)
+    except export.UnsafeExportTargetError as error:
+        usage_error(str(error))

@@ -102,6 +102,16 @@ def run_config() -> dict:
     return {name: FLAGS[name].value for name in names}
 
 
+def check_output_flags() -> None:
+    """Usage errors, before any work, for output paths that cannot be written or whose
+    replacement would lose data."""
+    common.require_writable_dir(FLAGS.save_path, "save_path")
+    if FLAGS.logdir:
+        common.require_writable_dir(FLAGS.logdir, "logdir")
+    if FLAGS.export_dir:
+        common.require_export_target(FLAGS.export_dir, (FLAGS.save_path,))
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
@@ -109,14 +119,18 @@ def main(argv: list[str]) -> None:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
-    common.require_dir_parent_writable(FLAGS.save_path, "save_path")
+    check_output_flags()
+    try:
+        decays = tuple(float(b) for b in FLAGS.momentum_decays)
+    except ValueError:
+        common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
     try:
         rule_config = RuleConfig(
             FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
-            FLAGS.output_scale, tuple(float(b) for b in FLAGS.momentum_decays),
+            FLAGS.output_scale, decays,
         )
     except ValueError as error:
-        common.usage_error(f"--momentum_decays={','.join(FLAGS.momentum_decays)}: {error}")
+        common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
     try:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
@@ -136,7 +150,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.init_from:
         try:
             start = checkpoints.load_rule(FLAGS.init_from)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
             warm_start(rule, start)
