@@ -105,11 +105,11 @@ def run_config() -> dict:
 def check_output_flags() -> None:
     """Usage errors, before any work, for output paths that cannot be written or whose
     replacement would lose data."""
+    if FLAGS.export_dir:
+        common.require_export_target(FLAGS.export_dir, (FLAGS.save_path,))
     common.require_writable_dir(FLAGS.save_path, "save_path")
     if FLAGS.logdir:
         common.require_writable_dir(FLAGS.logdir, "logdir")
-    if FLAGS.export_dir:
-        common.require_export_target(FLAGS.export_dir, (FLAGS.save_path,))
 
 
 def main(argv: list[str]) -> None:
