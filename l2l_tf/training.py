@@ -133,6 +133,15 @@ def validation_score(
     return score if math.isfinite(score) else math.inf
 
 
+def _resume(state: tf.train.Checkpoint, save_path: str, best_dir: str, log: Callable[[str], None]) -> str | None:
+    """Repairs an interrupted replacement of ``best_dir`` and restores ``state`` from the
+    newest readable checkpoint; its prefix, or ``None`` for a fresh run."""
+    recovered = checkpoints.recover_directory(best_dir)
+    if recovered:
+        log(f"WARNING: {recovered}")
+    return restore_newest_readable(state, os.path.join(save_path, "train"), log)
+
+
 def meta_train(
     rule: CoordinatewiseLSTM,
     problem: Problem,
@@ -165,15 +174,9 @@ def meta_train(
     )
     manager = tf.train.CheckpointManager(state, os.path.join(save_path, "train"), max_to_keep=2)
     best_dir = os.path.join(save_path, "best")
-    recovered = checkpoints.recover_directory(best_dir)
-    if recovered:
-        log(f"WARNING: {recovered}")
-    restored = restore_newest_readable(state, os.path.join(save_path, "train"), log)
+    restored = _resume(state, save_path, best_dir, log)
     if restored:
-        log(
-            f"resumed from {restored}: epoch {int(epoch)}, best validation"
-            f" {float(best_score):.5g} at epoch {int(best_epoch)}"
-        )
+        log(f"resumed from {restored}: epoch {int(epoch)}, best validation {float(best_score):.5g} at epoch {int(best_epoch)}")
     writer = tf.summary.create_file_writer(logdir or os.path.join(save_path, "logs"))
     validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
     validation_seeds = seeds.validation_seeds(options.validation_runs)

@@ -11,7 +11,12 @@ from l2l_tf import checkpoints
 from l2l_tf.meta import MetaConfig
 from l2l_tf.problems import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
-from l2l_tf.training import IMPLICIT_DEFAULTS, IncompatibleResumeError, TrainingOptions, meta_train
+from l2l_tf.training import (
+    IMPLICIT_DEFAULTS,
+    IncompatibleResumeError,
+    TrainingOptions,
+    meta_train,
+)
 
 OPTIONS = {"validation_every": 2, "validation_runs": 1, "checkpoint_every": 1, "log_every": 1}
 

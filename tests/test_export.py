@@ -42,18 +42,22 @@ def _two_steps(step, init_state, g):
     return step(tf.constant(g), state)
 
 
-def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
-    rule, path = exported
-    g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
+def _signature_in_fresh_process(path, g, tmp_path):
+    """Two serving_default steps on ``g`` by plain TensorFlow in a new process: (info, update)."""
     np.save(tmp_path / "g.npy", g)
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npy")],
         check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), np.load(tmp_path / "u.npy")
+
+
+def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
+    rule, path = exported
+    g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
     assert info == {"state_size": 80, "format": "l2l_tf.rule", "modules": []}
-    fresh = np.load(tmp_path / "u.npy")
     in_memory = _two_steps(rule.step, rule.init_state, g)[0].numpy()
     frozen = export.load(path)
     loaded = _two_steps(frozen.step, frozen.init_state, g)[0].numpy()
@@ -71,15 +75,10 @@ def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process
     serving_default signature gives (run by plain TensorFlow in a fresh process)."""
     path = os.path.join(REPO, "saved_optimizers", name)
     g = np.random.default_rng(1).normal(size=500).astype(np.float32) * np.logspace(-8, 1, 500).astype(np.float32)
-    np.save(tmp_path / "g.npy", g)
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npy")],
-        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
     loaded = export.load(path)
-    assert json.loads(result.stdout.strip().splitlines()[-1])["state_size"] == loaded.state_size
-    np.testing.assert_allclose(np.load(tmp_path / "u.npy"), _two_steps(loaded.step, loaded.init_state, g)[0].numpy(),
+    assert info["state_size"] == loaded.state_size
+    np.testing.assert_allclose(fresh, _two_steps(loaded.step, loaded.init_state, g)[0].numpy(),
                                atol=1e-6)
 
 

@@ -46,13 +46,16 @@ def usage_error(message: str) -> None:
 
 def require_dir_parent_writable(path: str, flag: str) -> None:
     """Creates the parent folder of ``path`` if needed; a usage error if that is impossible."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
+    _make_writable_dir(os.path.dirname(os.path.abspath(path)) or ".", path, flag, "parent folder")
+
+
+def _make_writable_dir(folder: str, path: str, flag: str, what: str) -> None:
     try:
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        usage_error(f"--{flag}={path}: cannot create parent folder {parent!r} ({error.strerror})")
-    if not os.access(parent, os.W_OK):
-        usage_error(f"--{flag}={path}: parent folder {parent!r} is not writable")
+        usage_error(f"--{flag}={path}: cannot create {what} {folder!r} ({error.strerror})")
+    if not os.access(folder, os.W_OK):
+        usage_error(f"--{flag}={path}: {what} {folder!r} is not writable")
 
 
 def require_writable_dir(path: str, flag: str) -> None:
@@ -60,12 +63,7 @@ def require_writable_dir(path: str, flag: str) -> None:
     under a file, or not writable (so no result is computed and then lost)."""
     if os.path.exists(path) and not os.path.isdir(path):
         usage_error(f"--{flag}={path} is a file, not a folder; pass a folder")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        usage_error(f"--{flag}={path}: cannot create the folder ({error.strerror})")
-    if not os.access(path, os.W_OK):
-        usage_error(f"--{flag}={path}: the folder is not writable")
+    _make_writable_dir(path, path, flag, "the folder")
 
 
 def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:

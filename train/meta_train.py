@@ -102,6 +102,22 @@ def run_config() -> dict:
     return {name: FLAGS[name].value for name in names}
 
 
+def rule_config_from_flags() -> RuleConfig:
+    """The rule architecture the flags give; a usage error naming the flag otherwise."""
+    try:
+        decays = tuple(float(b) for b in FLAGS.momentum_decays)
+    except ValueError:
+        common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
+    try:
+        return RuleConfig(
+            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
+            FLAGS.output_scale, decays,
+        )
+    except ValueError as error:
+        common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
+        raise  # unreachable
+
+
 def check_output_flags() -> None:
     """Usage errors, before any work, for output paths that cannot be written or whose
     replacement would lose data."""
@@ -120,17 +136,7 @@ def main(argv: list[str]) -> None:
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
     check_output_flags()
-    try:
-        decays = tuple(float(b) for b in FLAGS.momentum_decays)
-    except ValueError:
-        common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
-    try:
-        rule_config = RuleConfig(
-            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
-            FLAGS.output_scale, decays,
-        )
-    except ValueError as error:
-        common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
+    rule_config = rule_config_from_flags()
     try:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
