@@ -36,6 +36,8 @@ def _depth(value: Any) -> int:
 
 def read_json(path: str, what: str, max_bytes: int = MAX_BYTES) -> Any:
     """The parsed content of the JSON file ``path`` (``what`` names it in errors)."""
+    if not os.path.isfile(path):
+        raise JsonFileError(f"{path}: the {what} is missing or not a regular file")
     try:
         size = os.path.getsize(path)
     except OSError as error:
@@ -47,7 +49,10 @@ def read_json(path: str, what: str, max_bytes: int = MAX_BYTES) -> Any:
         )
     try:
         with open(path, "rb") as f:
-            value = json.loads(f.read().decode("utf-8"))
+            content = f.read(max_bytes + 1)
+        if len(content) > max_bytes:
+            raise ValueError(f"longer than {max_bytes} bytes")
+        value = json.loads(content.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise JsonFileError(f"{path}: the {what} is not valid JSON ({str(error)[:200]})") from error
     if _depth(value) > MAX_DEPTH:

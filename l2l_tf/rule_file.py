@@ -115,7 +115,10 @@ def _check_file_sizes(prefix: str, config: RuleConfig) -> None:
         raise RuleLoadError(f"{index}: missing; the rule's weights are gone (the SavedModel is corrupted)")
     if os.path.getsize(index) > MAX_INDEX_BYTES:
         raise RuleLoadError(f"{index}: {os.path.getsize(index)} bytes is far too large for a rule's index; refusing it")
-    data = sum(os.path.getsize(p) for p in glob.glob(glob.escape(prefix) + ".data-*"))
+    shards = glob.glob(glob.escape(prefix) + ".data-*")
+    if not shards or not all(os.path.isfile(p) for p in shards):
+        raise RuleLoadError(f"{prefix}.data-*: missing or not regular files; the SavedModel is corrupted")
+    data = sum(os.path.getsize(p) for p in shards)
     limit = 4 * sum(int(np.prod(s)) for s in config.weight_shapes()) + MAX_EXTRA_DATA_BYTES
     if data > limit:
         raise RuleLoadError(f"{prefix}.data-*: {data} bytes, more than a {config} rule can need ({limit}); refusing it")

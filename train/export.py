@@ -32,7 +32,7 @@ def read_evaluation(path: str) -> dict:
         results = read_json(path, "evaluation results", max_bytes=64 << 20)
     except JsonFileError as error:
         common.usage_error(f"--evaluation_json: {error}; pass the results.json that train.evaluate wrote")
-    if not isinstance(results, dict) or not isinstance(results.get("summary", {}), dict):
+    if not isinstance(results, dict):
         common.usage_error(f"--evaluation_json={path}: not a train.evaluate results.json (no JSON object)")
     return {k: results[k] for k in ("summary", "settings") if k in results}
 

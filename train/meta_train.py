@@ -179,7 +179,10 @@ def main(argv: list[str]) -> None:
         common.usage_error(str(error))
     print("summary: " + json.dumps(summary), flush=True)
     if FLAGS.export_dir:
-        export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        try:
+            export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        except (FileNotFoundError, ValueError) as error:
+            common.usage_error(f"{error} (the trained run is intact; export it with train.export)")
         print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
 
 
