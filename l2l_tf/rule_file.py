@@ -160,22 +160,24 @@ def check_weights(config: RuleConfig, values: Sequence[Any], source: str) -> lis
         count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
         raise RuleLoadError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
     arrays = []
-    for index, (value, shape) in enumerate(zip(values, shapes)):
+    names = [key.split("/.ATTRIBUTES")[0] for key in weight_keys(config)]
+    for name, value, shape in zip(names, values, shapes):
         try:
             array = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError) as error:
-            raise RuleLoadError(f"{source}: weight {index} is not an array of numbers ({error})") from error
+            raise RuleLoadError(f"{source}: weight {name} is not an array of numbers ({error})") from error
         if array.shape != shape:
-            raise RuleLoadError(f"{source}: weight {index} has shape {list(array.shape)}, expected {list(shape)}")
+            raise RuleLoadError(f"{source}: weight {name} has shape {list(array.shape)}, expected {list(shape)}")
         if not np.all(np.isfinite(array)):
-            raise RuleLoadError(f"{source}: weight {index} holds NaN or infinite values; the rule is broken")
+            raise RuleLoadError(f"{source}: weight {name} holds NaN or infinite values; the rule is broken")
         arrays.append(array)
     return arrays
 
 
 class LoadedRule(CoordinatewiseLSTM):
-    """A rule rebuilt in Python from checked weights; ``path`` and ``metadata`` say where
-    it came from (``None`` / ``{}`` for a rule from a ``.keras`` config)."""
+    """A rule rebuilt in Python from checked weights; ``path`` says where they came from
+    (the exported folder, or a description of a ``.keras`` config), ``metadata`` is the
+    export's metadata (``{}`` for a ``.keras`` config)."""
 
     def __init__(self, config: RuleConfig, values: Sequence[Any], source: str,
                  metadata: dict[str, Any] | None = None):
