@@ -11,9 +11,11 @@ with ``tf.train.CheckpointManager``, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,7 @@ import tensorflow as tf
 
 from l2l_tf import checkpoints, seeds
 from l2l_tf.evaluation import RuleRunner
+from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.meta import MetaConfig, MetaTrainer
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
@@ -56,15 +59,50 @@ class TrainingOptions:
 
 
 class IncompatibleResumeError(ValueError):
-    """A save_path holds a run whose settings differ from the ones given now."""
+    """A save_path holds a run whose settings differ from the ones given now, or files
+    that cannot be resumed from; the message names the file and the fix."""
+
+
+def _checkpoint_number(index_path: str) -> int:
+    match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index_path))
+    return int(match.group(1)) if match else -1
+
+
+def restore_newest_readable(state: tf.train.Checkpoint, directory: str, log: Callable[[str], None]) -> str | None:
+    """Restores ``state`` from the newest checkpoint in ``directory`` that reads back
+    whole, warning about each unreadable newer one (truncated or garbage data/index
+    files); the ``checkpoint`` index file is not trusted (a bad one is only reported).
+    Returns the prefix restored from, ``None`` for a fresh run."""
+    indexes = [p for p in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index")) if _checkpoint_number(p) >= 0]
+    if indexes and tf.train.get_checkpoint_state(directory) is None:
+        log(f"WARNING: {os.path.join(directory, 'checkpoint')} is missing or unreadable; using the files beside it")
+    for index in sorted(indexes, key=_checkpoint_number, reverse=True):
+        prefix = index[: -len(".index")]
+        try:
+            state.restore(prefix).assert_existing_objects_matched()
+            return prefix
+        except Exception as error:  # noqa: BLE001  (truncated files raise OpError, IndexError, ValueError...)
+            log(f"WARNING: checkpoint {prefix} is unreadable ({str(error)[:120]}); trying an older one")
+    if indexes:
+        raise IncompatibleResumeError(
+            f"no readable training checkpoint in {directory} (all of {sorted(map(os.path.basename, indexes))}"
+            f" are damaged). Move {directory} aside to restart training from the saved best rule's run, or pass a"
+            " new --save_path"
+        )
+    return None
 
 
 def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
     """Writes ``run_config`` on a new save_path; on an existing one, refuses changed settings."""
     path = os.path.join(save_path, RUN_CONFIG_FILE)
     if os.path.isfile(path):
-        with open(path) as f:
-            previous = {**IMPLICIT_DEFAULTS, **json.load(f)}
+        try:
+            stored = read_json(path, "run config")
+        except JsonFileError as error:
+            raise IncompatibleResumeError(f"{error}. Restore it, or delete it to resume with the flags given now") from error
+        if not isinstance(stored, dict):
+            raise IncompatibleResumeError(f"{path}: not a JSON object. Restore it, or delete it to resume with the flags given now")
+        previous = {**IMPLICIT_DEFAULTS, **stored}
         changed = {
             k: (previous.get(k), run_config.get(k))
             for k in set(previous) | set(run_config)
@@ -93,6 +131,15 @@ def validation_score(
         curves = meta_config.objective(tf.constant(curves)).numpy() * meta_config.step_weights()
     score = float(np.mean(curves))
     return score if math.isfinite(score) else math.inf
+
+
+def _resume(state: tf.train.Checkpoint, save_path: str, best_dir: str, log: Callable[[str], None]) -> str | None:
+    """Repairs an interrupted replacement of ``best_dir`` and restores ``state`` from the
+    newest readable checkpoint; its prefix, or ``None`` for a fresh run."""
+    recovered = checkpoints.recover_directory(best_dir)
+    if recovered:
+        log(f"WARNING: {recovered}")
+    return restore_newest_readable(state, os.path.join(save_path, "train"), log)
 
 
 def meta_train(
@@ -126,16 +173,13 @@ def meta_train(
         skipped_updates=trainer.skipped_updates,
     )
     manager = tf.train.CheckpointManager(state, os.path.join(save_path, "train"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(
-            f"resumed from {manager.latest_checkpoint}: epoch {int(epoch)}, best validation"
-            f" {float(best_score):.5g} at epoch {int(best_epoch)}"
-        )
+    best_dir = os.path.join(save_path, "best")
+    restored = _resume(state, save_path, best_dir, log)
+    if restored:
+        log(f"resumed from {restored}: epoch {int(epoch)}, best validation {float(best_score):.5g} at epoch {int(best_epoch)}")
     writer = tf.summary.create_file_writer(logdir or os.path.join(save_path, "logs"))
     validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
     validation_seeds = seeds.validation_seeds(options.validation_runs)
-    best_dir = os.path.join(save_path, "best")
 
     def validate() -> None:
         score = validation_score(validator, validation_seeds, meta_config)
