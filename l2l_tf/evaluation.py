@@ -22,6 +22,7 @@ import tensorflow as tf
 from l2l_tf import baselines
 from l2l_tf.meta import loss_and_gradient, step_batch
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rules import Rule
 
 
 def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train") -> Batch:
@@ -31,9 +32,9 @@ def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train
 
 
 class RuleRunner:
-    """Runs a rule with ``init_state(n)`` and ``step(gradients, state)`` (no meta-gradient)."""
+    """Runs a ``Rule`` (``init_state(n)``, ``step(gradients, state)``; no meta-gradient)."""
 
-    def __init__(self, rule: Any, problem: Problem, num_steps: int, jit_compile: bool = True):
+    def __init__(self, rule: Rule, problem: Problem, num_steps: int, jit_compile: bool = True):
         self.rule, self.problem, self.num_steps = rule, problem, num_steps
         n = problem.num_coordinates
         self._trajectory = tf.function(

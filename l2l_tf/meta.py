@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.rules import CellRule, CoordinatewiseLSTM
 from l2l_tf.sharding import CoordinateShards
 
 META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
@@ -144,7 +144,7 @@ def loss_and_gradient(
 
 
 def _run_steps(
-    rule: CoordinatewiseLSTM | CoordinateShards,
+    rule: CellRule,
     problem: Problem,
     params: tf.Tensor,
     cells: list[tf.Tensor],
@@ -174,7 +174,7 @@ def _run_steps(
 
 
 def unroll(
-    rule: CoordinatewiseLSTM | CoordinateShards,
+    rule: CellRule,
     problem: Problem,
     params: tf.Tensor,
     state: tf.Tensor,
@@ -259,7 +259,7 @@ class MetaTrainer:
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         n = problem.num_coordinates
         # What the unroll steps: the rule itself, or its coordinate blocks as parallel chains.
-        self.unroll_rule: CoordinatewiseLSTM | CoordinateShards = rule
+        self.unroll_rule: CellRule = rule
         if config.coordinate_shards > 1:
             self.unroll_rule = CoordinateShards(rule, n, config.coordinate_shards)
         signature = [

@@ -45,7 +45,7 @@ import keras
 import tensorflow as tf
 
 from l2l_tf import rule_file, sharding
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.rules import Rule, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 STATE_DTYPES = ("float32", "bfloat16")
@@ -55,8 +55,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     """Applies a frozen coordinatewise learned rule to a model's variables.
 
     Args:
-      rule: a ``CoordinatewiseLSTM`` (``LearnedOptimizer.load`` gives a ``LoadedRule``, one
-        rebuilt in Python from a rule file's checked weights).
+      rule: an ``l2l_tf.rules.Rule``, e.g. a ``CoordinatewiseLSTM`` (``LearnedOptimizer.load``
+        gives a ``LoadedRule``, one rebuilt in Python from a rule file's checked weights).
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
       state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
         ``"bfloat16"`` (half the memory).
@@ -67,7 +67,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        rule: CoordinatewiseLSTM,
+        rule: Rule,
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
         state_dtype: str = "float32",
@@ -81,9 +81,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
             raise ValueError(f"chunk_size must be 0 (one call) or a positive int, got {chunk_size!r}")
         self.chunk_size = chunk_size
-        if not isinstance(rule, CoordinatewiseLSTM):
+        if not isinstance(rule, Rule):
             raise TypeError(
-                f"rule must be a CoordinatewiseLSTM (LearnedOptimizer.load(path) reads one), got {type(rule).__name__}"
+                f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule (LearnedOptimizer.load(path)"
+                f" reads one), got {type(rule).__name__}"
             )
         self.rule = rule
         self.state_size = int(rule.state_size)
@@ -186,7 +187,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config["chunk_size"] = self.chunk_size
         config["rule"] = {
             "config": self.rule.config.to_dict(),
-            "weights": [w.numpy().tolist() for w in self.rule.weights()],
+            "weights": [w.tolist() for w in self.rule.get_weights()],
         }
         return config
 

@@ -27,7 +27,12 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf.json_files import JsonFileError, read_json
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.rules import (
+    CoordinatewiseLSTM,
+    RuleConfig,
+    RuleWeightsError,
+    check_weight_values,
+)
 
 FORMAT = "l2l_tf.rule"
 FORMAT_VERSION = 1
@@ -44,12 +49,10 @@ class RuleLoadError(ValueError):
 
 
 def weight_keys(config: RuleConfig) -> list[str]:
-    """Checkpoint keys of the rule's weights (``CoordinatewiseLSTM.weights`` order), as
+    """Checkpoint keys of the rule's weights (``RuleConfig.weight_names`` order), as
     ``tf.saved_model.save`` names the variables of a module whose attribute ``rule`` is
     the ``CoordinatewiseLSTM``."""
-    layers = range(config.num_layers)
-    names = [f"kernels/{i}" for i in layers] + [f"biases/{i}" for i in layers]
-    return [f"rule/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in [*names, "output_kernel", "output_bias"]]
+    return [f"rule/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in config.weight_names()]
 
 
 def _require(condition: bool, path: str, problem: str) -> None:
@@ -153,25 +156,11 @@ def read_weights(export_dir: str, config: RuleConfig) -> list[np.ndarray]:
 
 
 def check_weights(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
-    """``values`` as float32 arrays, checked against ``config``'s shapes and for finiteness
-    before anything of the rule's size is allocated."""
-    shapes = config.weight_shapes()
-    if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
-        count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
-        raise RuleLoadError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
-    arrays = []
-    names = [key.split("/.ATTRIBUTES")[0] for key in weight_keys(config)]
-    for name, value, shape in zip(names, values, shapes):
-        try:
-            array = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError) as error:
-            raise RuleLoadError(f"{source}: weight {name} is not an array of numbers ({error})") from error
-        if array.shape != shape:
-            raise RuleLoadError(f"{source}: weight {name} has shape {list(array.shape)}, expected {list(shape)}")
-        if not np.all(np.isfinite(array)):
-            raise RuleLoadError(f"{source}: weight {name} holds NaN or infinite values; the rule is broken")
-        arrays.append(array)
-    return arrays
+    """``rules.check_weight_values``, failing with a ``RuleLoadError``."""
+    try:
+        return check_weight_values(config, values, source)
+    except RuleWeightsError as error:
+        raise RuleLoadError(str(error)) from error
 
 
 class LoadedRule(CoordinatewiseLSTM):
@@ -183,14 +172,9 @@ class LoadedRule(CoordinatewiseLSTM):
                  metadata: dict[str, Any] | None = None):
         arrays = check_weights(config, values, source)
         super().__init__(config, name="loaded_rule")
-        for variable, array in zip(self.weights(), arrays):
-            variable.assign(array)
+        self.set_weights(arrays, source)
         self.path = source
         self.metadata = metadata or {}
-
-    @property
-    def rule_config(self) -> RuleConfig:
-        return self.config
 
 
 def load(export_dir: str) -> LoadedRule:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import tensorflow as tf
 
 from l2l_tf import preprocess
@@ -38,6 +40,10 @@ MAX_MOMENTUM_DECAYS = 16
 
 class RuleConfigError(ValueError):
     """A rule architecture is invalid or beyond the size limits; the message names the field."""
+
+
+class RuleWeightsError(ValueError):
+    """Weight values that do not fit a rule's architecture; the message names the weight."""
 
 
 def _is_number(value: Any) -> bool:
@@ -105,6 +111,13 @@ class RuleConfig:
             (1,),
         ]
 
+    def weight_names(self) -> list[str]:
+        """Names of the rule's weights in ``weight_shapes`` order (``kernels/<i>``,
+        ``biases/<i>``, ``output_kernel``, ``output_bias``): the attribute paths of
+        ``CoordinatewiseLSTM``, which the rule file's checkpoint keys are made of."""
+        layers = range(self.num_layers)
+        return [*[f"kernels/{i}" for i in layers], *[f"biases/{i}" for i in layers], "output_kernel", "output_bias"]
+
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["momentum_decays"] = list(self.momentum_decays)
@@ -119,6 +132,66 @@ class RuleConfig:
         if unknown:
             raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
+
+
+@runtime_checkable
+class Rule(Protocol):
+    """What every coordinatewise update rule offers, and all that evaluation, the Keras
+    optimizer and export rely on: the Python rule (``CoordinatewiseLSTM``), a rule loaded
+    from a file (``rule_file.LoadedRule``) and the sharded rule (``sharding.CoordinateShards``).
+
+    ``step`` maps ``[N]`` gradients and ``[N, state_size]`` state to the additive ``[N]``
+    update and the new state; ``get_weights``/``set_weights`` (de)serialise the weights as
+    float32 arrays in ``config.weight_shapes()`` order.
+    """
+
+    config: RuleConfig
+
+    @property
+    def state_size(self) -> int: ...
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor: ...
+
+    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]: ...
+
+    def weights(self) -> list[tf.Variable]: ...
+
+    def get_weights(self) -> list[np.ndarray]: ...
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None: ...
+
+
+@runtime_checkable
+class CellRule(Rule, Protocol):
+    """A ``Rule`` that meta-training can step on its state split into cells (see
+    ``CoordinatewiseLSTM.step_cells``)."""
+
+    def split_state(self, state: tf.Tensor) -> list[tf.Tensor]: ...
+
+    def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor: ...
+
+    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]: ...
+
+
+def check_weight_values(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
+    """``values`` as float32 arrays, checked against ``config``'s shapes and for finiteness
+    before anything of the rule's size is allocated (``RuleWeightsError`` naming the weight)."""
+    shapes = config.weight_shapes()
+    if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
+        count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
+        raise RuleWeightsError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
+    arrays = []
+    for name, value, shape in zip(config.weight_names(), values, shapes):
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise RuleWeightsError(f"{source}: weight rule/{name} is not an array of numbers ({error})") from error
+        if array.shape != shape:
+            raise RuleWeightsError(f"{source}: weight rule/{name} has shape {list(array.shape)}, expected {list(shape)}")
+        if not np.all(np.isfinite(array)):
+            raise RuleWeightsError(f"{source}: weight rule/{name} holds NaN or infinite values; the rule is broken")
+        arrays.append(array)
+    return arrays
 
 
 class CoordinatewiseLSTM(tf.Module):
@@ -227,6 +300,16 @@ class CoordinatewiseLSTM(tf.Module):
     def weights(self) -> list[tf.Variable]:
         """The weight variables in ``RuleConfig.weight_shapes`` order."""
         return [*self.kernels, *self.biases, self.output_kernel, self.output_bias]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights' values as float32 arrays, in ``weights()`` order."""
+        return [variable.numpy() for variable in self.weights()]
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
+        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
+        names where they came from in errors."""
+        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
+            variable.assign(array)
 
     def num_meta_parameters(self) -> int:
         return int(sum(v.shape.num_elements() for v in self.trainable_variables))

@@ -16,10 +16,12 @@ given size whose tensors fit in the cache (``LearnedOptimizer(chunk_size=...)``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
-from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.rules import CellRule, RuleConfig
 
 
 def shard_sizes(num_coordinates: int, num_shards: int) -> list[int]:
@@ -58,20 +60,40 @@ def step_in_blocks(
 class CoordinateShards(tf.Module):
     """``rule`` applied to K blocks of coordinates as K independent chains.
 
-    Offers the interface meta-training uses (``state_size``, ``split_state``,
-    ``join_state``, ``step_cells``, ``trainable_variables``): the state stays one
-    ``[N, state_size]`` tensor at the unroll's boundaries, and inside the unroll the cells
-    are the K blocks' cells, concatenated in block order.
+    A ``CellRule`` over exactly ``num_coordinates`` coordinates, with ``rule``'s config and
+    weights: the state stays one ``[N, state_size]`` tensor at the unroll's boundaries, and
+    inside the unroll the cells are the K blocks' cells, concatenated in block order.
     """
 
-    def __init__(self, rule: CoordinatewiseLSTM, num_coordinates: int, num_shards: int):
+    def __init__(self, rule: CellRule, num_coordinates: int, num_shards: int):
         super().__init__(name="coordinate_shards")
         self.rule = rule
         self.sizes = shard_sizes(num_coordinates, num_shards)
 
     @property
+    def config(self) -> RuleConfig:
+        return self.rule.config
+
+    @property
     def state_size(self) -> int:
         return self.rule.state_size
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
+        return self.rule.init_state(num_coordinates)
+
+    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``rule.step`` computed as K independent blocks (the same values)."""
+        update, cells = self.step_cells(gradients, self.split_state(state))
+        return update, self.join_state(cells)
+
+    def weights(self) -> list[tf.Variable]:
+        return self.rule.weights()
+
+    def get_weights(self) -> list[np.ndarray]:
+        return self.rule.get_weights()
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
+        self.rule.set_weights(values, source)
 
     def _cells_per_shard(self, cells: list[tf.Tensor]) -> list[list[tf.Tensor]]:
         per_shard = len(cells) // len(self.sizes)
