@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,29 +31,55 @@ def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train
     return next(iter(dataset.take(1)))
 
 
+# How an optimizer moves the parameters in ``trajectory``:
+# ``advance(params, gradients, state) -> (new_params, new_state)``.
+Advance = Callable[[tf.Tensor, tf.Tensor, Any], tuple[tf.Tensor, Any]]
+
+
+def trajectory(
+    problem: Problem, num_steps: int, params: tf.Tensor, batches: Batch, state: Any, advance: Advance
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The one optimizee loop of evaluation, for learned rules and hand-designed baselines
+    alike (as in the 2016 release): ``num_steps`` steps of ``advance`` on the gradients of
+    step ``t``'s batch. Returns ``(losses, params)``: ``losses[t]`` (``t = 0..num_steps``) is
+    the mean loss at the parameters step ``t`` starts from, on step ``t``'s batch, so the
+    *final loss* ``losses[-1]`` is the loss after the last update on batch ``num_steps``.
+
+    (Meta-training's unroll, which must differentiate through the rule, is its own loop in
+    ``meta.unroll``; there the last term is evaluated on the last step's batch, so that
+    every update receives meta-gradient.)
+    """
+    losses = tf.TensorArray(tf.float32, size=num_steps + 1)
+    for t in tf.range(num_steps):
+        step_losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
+        losses = losses.write(t, tf.reduce_mean(step_losses))
+        params, state = advance(params, gradients, state)
+    final = problem.flat_loss(params, step_batch(batches, num_steps))
+    losses = losses.write(num_steps, tf.reduce_mean(final))
+    return losses.stack(), params
+
+
+def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_compile: bool) -> Callable:
+    """``run(params, batches)`` compiled once for ``problem``'s flat parameters and the
+    ``num_steps + 1`` stacked batches of a run."""
+    signature = [tf.TensorSpec([problem.num_coordinates], tf.float32), problem.stacked_batch_spec(num_steps + 1)]
+    return tf.function(run, input_signature=signature, jit_compile=jit_compile)
+
+
 class RuleRunner:
-    """Runs a ``Rule`` (``init_state(n)``, ``step(gradients, state)``; no meta-gradient)."""
+    """Runs a ``Rule`` through ``trajectory`` (no meta-gradient)."""
 
     def __init__(self, rule: Rule, problem: Problem, num_steps: int, jit_compile: bool = True):
         self.rule, self.problem, self.num_steps = rule, problem, num_steps
-        n = problem.num_coordinates
-        self._trajectory = tf.function(
-            self._run,
-            input_signature=[tf.TensorSpec([n], tf.float32), problem.stacked_batch_spec(num_steps + 1)],
-            jit_compile=jit_compile,
-        )
+        self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)
+
+    def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        update, state = self.rule.step(gradients, state)
+        return params + update, state
 
     def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
         state = self.rule.init_state(self.problem.num_coordinates)
-        losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
-        for t in tf.range(self.num_steps):
-            step_losses, gradients = loss_and_gradient(self.problem, params, step_batch(batches, t))
-            losses = losses.write(t, tf.reduce_mean(step_losses))
-            update, state = self.rule.step(gradients, state)
-            params = params + update
-        final = self.problem.flat_loss(params, step_batch(batches, self.num_steps))
-        losses = losses.write(self.num_steps, tf.reduce_mean(final))
-        return losses.stack(), params
+        return trajectory(self.problem, self.num_steps, params, batches, state, self._advance)
 
     def run(self, seed: int) -> tuple[np.ndarray, tf.Tensor]:
         params = self.problem.flatten(self.problem.initial_params(seed))
@@ -62,10 +88,11 @@ class RuleRunner:
 
 
 class BaselineRunner:
-    """Runs Keras optimizer ``name`` on the flat parameters, for any learning rate.
+    """Runs Keras optimizer ``name`` through ``trajectory``, for any learning rate.
 
-    The optimizer, its slots and the parameter variable are built once; each run
-    resets them, so one compiled trajectory serves the whole learning-rate grid.
+    The optimizer, its slots and a parameter variable are built once; each run resets
+    them, so one compiled trajectory serves the whole learning-rate grid. Each step writes
+    the parameters into the variable and lets Keras apply the gradients to it.
     """
 
     def __init__(self, name: str, problem: Problem, num_steps: int, jit_compile: bool = True):
@@ -73,31 +100,24 @@ class BaselineRunner:
         self.params = tf.Variable(tf.zeros([problem.num_coordinates]), name="params")
         self.optimizer = baselines.make_baseline(name, 1e-3)
         self.optimizer.build([self.params])
-        self._trajectory = tf.function(
-            self._run,
-            input_signature=[problem.stacked_batch_spec(num_steps + 1)],
-            jit_compile=jit_compile,
-        )
+        self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)
 
-    def _run(self, batches: Batch) -> tf.Tensor:
-        losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
-        for t in tf.range(self.num_steps):
-            step_losses, gradients = loss_and_gradient(
-                self.problem, tf.convert_to_tensor(self.params), step_batch(batches, t)
-            )
-            losses = losses.write(t, tf.reduce_mean(step_losses))
-            self.optimizer.apply_gradients([(gradients, self.params)])
-        final = self.problem.flat_loss(tf.convert_to_tensor(self.params), step_batch(batches, self.num_steps))
-        losses = losses.write(self.num_steps, tf.reduce_mean(final))
-        return losses.stack()
+    def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        self.params.assign(params)
+        self.optimizer.apply_gradients([(gradients, self.params)])
+        return tf.convert_to_tensor(self.params), state
+
+    def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        # The Keras optimizer keeps its state in its own variables; the loop carries none.
+        return trajectory(self.problem, self.num_steps, params, batches, tf.zeros([0]), self._advance)
 
     def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
-        self.params.assign(self.problem.flatten(self.problem.initial_params(seed)))
         for variable in self.optimizer.variables:
             variable.assign(tf.zeros_like(variable))
         self.optimizer.learning_rate.assign(learning_rate)
-        losses = self._trajectory(run_batches(self.problem, seed, self.num_steps))
-        return losses.numpy(), tf.convert_to_tensor(self.params)
+        params = self.problem.flatten(self.problem.initial_params(seed))
+        losses, params = self._trajectory(params, run_batches(self.problem, seed, self.num_steps))
+        return losses.numpy(), params
 
 
 def final_loss_score(curves: np.ndarray) -> float:

@@ -9,6 +9,7 @@ from l2l_tf import baselines, seeds
 from l2l_tf.evaluation import (
     BaselineRunner,
     OptimizerResult,
+    RuleRunner,
     check_disjoint,
     evaluate_baseline,
     format_comparison,
@@ -40,6 +41,26 @@ def test_baseline_runner_matches_a_plain_keras_loop_and_resets_between_runs():
     expected.append(float(tf.reduce_mean(problem.loss([theta], (w, y)))))
     np.testing.assert_allclose(first, expected, rtol=1e-4)
     np.testing.assert_allclose(final.numpy(), theta.numpy().ravel(), rtol=1e-4, atol=1e-6)
+
+
+def test_rules_and_baselines_run_through_one_trajectory_loop():
+    """A learned rule computing plain SGD's update, run by RuleRunner, follows Keras' SGD run
+    by BaselineRunner: the same loop, the same batches, the same final-loss convention."""
+
+    class SgdRule:
+        def init_state(self, n):
+            return tf.zeros([n, 1])
+
+        def step(self, gradients, state):
+            return -0.05 * gradients, state
+
+    problem = Quadratic(dims=4, batch_size=3)
+    rule_losses, rule_params = RuleRunner(SgdRule(), problem, num_steps=12, jit_compile=False).run(seed=2)
+    sgd_losses, sgd_params = BaselineRunner("sgd", problem, num_steps=12, jit_compile=False).run(seed=2, learning_rate=0.05)
+    assert rule_losses.shape == sgd_losses.shape == (13,)
+    np.testing.assert_allclose(rule_losses, sgd_losses, rtol=1e-6)
+    np.testing.assert_allclose(rule_params.numpy(), sgd_params.numpy(), rtol=1e-6, atol=1e-7)
+    assert rule_losses[-1] < rule_losses[0]
 
 
 def test_tuning_picks_the_lowest_final_loss_and_skips_divergence():
