@@ -258,9 +258,9 @@ def bench_keras(quick: bool) -> list[dict]:
         y = rng.integers(0, 10, 128 * steps)
         timings, models = {}, {}
         candidates = dict(optimizers)
-        if name == "wide mlp":  # chunk_size without XLA, before/after in the same process
+        if name == "wide mlp":  # coordinate_block_size without XLA, before/after in the same process
             candidates["learned_no_xla"] = (lambda: LearnedOptimizer.load(path), False)
-            candidates["learned_no_xla_chunked"] = (lambda: LearnedOptimizer.load(path, chunk_size=16384), False)
+            candidates["learned_no_xla_chunked"] = (lambda: LearnedOptimizer.load(path, coordinate_block_size=16384), False)
         for label, (make_opt, jit_compile) in candidates.items():
             keras.utils.set_random_seed(0)
             model = models[label] = build()
@@ -296,7 +296,7 @@ def bench_keras(quick: bool) -> list[dict]:
         if "learned_no_xla" in timings:
             rows[-1]["seconds_per_step_learned_no_xla"] = timings["learned_no_xla"]
             rows[-1]["seconds_per_step_learned_no_xla_chunked"] = timings["learned_no_xla_chunked"]
-            no_xla = (f"  (without XLA: {timings['learned_no_xla'] * 1e3:.0f} ms/step, chunk_size=16384"
+            no_xla = (f"  (without XLA: {timings['learned_no_xla'] * 1e3:.0f} ms/step, coordinate_block_size=16384"
                       f" {timings['learned_no_xla_chunked'] * 1e3:.0f} ms/step)")
         print(f"  keras {name:<10} learned/adam step time {rows[-1]['ratio_learned_over_adam']:.2f}x{no_xla}", flush=True)
     return rows

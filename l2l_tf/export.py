@@ -158,6 +158,15 @@ def export_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None 
 
 
 
+def load_any(path: str) -> CoordinatewiseLSTM:
+    """The rule wherever it is (what the binaries' ``--optimizer`` takes): an exported rule
+    folder (read as data, nothing from it executed), else a meta_train save_path's best
+    rule or a rule checkpoint folder (``checkpoints.load_rule``)."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return load(path)
+    return checkpoints.load_rule(path)
+
+
 def is_exported_rule(path: str) -> bool:
     """Whether ``path`` is a folder holding an l2l_tf rule export (the only kind of folder
     ``export_rule`` replaces)."""

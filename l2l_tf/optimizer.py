@@ -4,7 +4,8 @@
 
 Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
-state, runs the rule **once** over all coordinates (or once per block, ``chunk_size``),
+state, runs the rule **once** over all coordinates (or once per block of
+``coordinate_block_size`` coordinates),
 and splits the result back.
 
 Supported: float16, bfloat16, float32 and float64 variables (the rule computes in
@@ -21,14 +22,16 @@ coordinates update normally, with every Keras option: ``clipnorm``, ``global_cli
 and ``clipvalue`` clip the finite coordinates only (a NaN does not poison its variable's
 or the model's norm), and ``weight_decay`` decays only coordinates with finite gradients.
 
-Speed: ``chunk_size=16384`` runs the rule on blocks of that many coordinates, each its
+Speed: ``coordinate_block_size=16384`` runs the rule on blocks of that many coordinates, each its
 own chain of ops, so each block's ``[block, 80]`` tensors stay in the cache instead of
 every elementwise op streaming ``[N, 80]`` through main memory. On CPU this makes
 steps that are *not* XLA-compiled (``jit_compile=False``, eager custom loops) faster:
 the rule step 1.3-2.4x at N = 1e5-1e6 (``benchmarks/ab_frozen_memory.py``), a
 269k-parameter MLP's Keras step 1.24x (the wide-MLP row of ``benchmarks/run.py``). Keras
 compiles ``fit`` steps with XLA where it can, and there one call (the default,
-``chunk_size=0``) is as fast or faster.
+``coordinate_block_size=0``) is as fast or faster. (Meta-training's ``coordinate_blocks``
+cuts the coordinates the same way, into a number of blocks run as parallel chains:
+``l2l_tf.sharding``.)
 
 Memory: the rule state is ``state_size`` floats per parameter (80 for the 2x20 LSTM:
 320 bytes in float32). ``state_dtype="bfloat16"`` stores it in half the memory; the
@@ -39,6 +42,7 @@ step). Its effect on training is measured in ``benchmarks/RESULTS.md``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import keras
@@ -60,8 +64,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
       state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
         ``"bfloat16"`` (half the memory).
-      chunk_size: coordinates per rule call, ``0`` (default) for one call over all of them.
-        The values do not depend on it; see "Speed" above for when blocks are faster.
+      coordinate_block_size: coordinates per rule call, ``0`` (default) for one call over all
+        of them. The values do not depend on it; see "Speed" above for when blocks are faster.
+      chunk_size: deprecated name of ``coordinate_block_size`` (a warning says so).
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 
@@ -71,16 +76,15 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
         state_dtype: str = "float32",
-        chunk_size: int = 0,
+        coordinate_block_size: int = 0,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
         self.state_dtype = state_dtype
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
-            raise ValueError(f"chunk_size must be 0 (one call) or a positive int, got {chunk_size!r}")
-        self.chunk_size = chunk_size
+        self.coordinate_block_size = _block_size(coordinate_block_size, chunk_size)
         if not isinstance(rule, Rule):
             raise TypeError(
                 f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule (LearnedOptimizer.load(path)"
@@ -118,9 +122,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         ]
 
     def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rule on flat float32 gradients (in blocks of ``chunk_size``), with the
+        """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``), with the
         non-finite policy applied."""
-        sizes = sharding.block_sizes(int(gradients.shape[0]), self.chunk_size)
+        sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
 
     def _rule_step_block(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -184,7 +188,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
-        config["chunk_size"] = self.chunk_size
+        config["coordinate_block_size"] = self.coordinate_block_size
         config["rule"] = {
             "config": self.rule.config.to_dict(),
             "weights": [w.tolist() for w in self.rule.get_weights()],
@@ -194,10 +198,26 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> LearnedOptimizer:
         config = dict(config)
+        if "chunk_size" in config:  # written before the name became coordinate_block_size
+            config["coordinate_block_size"] = config.pop("chunk_size")
         rule = _rule_from_config(config.pop("rule", None))
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         return cls(rule, **config)
+
+
+def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
+    """The checked ``coordinate_block_size``, or the deprecated ``chunk_size`` (with a warning)."""
+    if chunk_size is not None:
+        warnings.warn("LearnedOptimizer(chunk_size=...) is deprecated; use coordinate_block_size=..."
+                      " (same meaning)", DeprecationWarning, stacklevel=3)
+        if coordinate_block_size:
+            raise ValueError("pass coordinate_block_size only (chunk_size is its deprecated name)")
+        coordinate_block_size = chunk_size
+    value = coordinate_block_size
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"coordinate_block_size must be 0 (one call) or a positive int, got {value!r}")
+    return value
 
 
 def _rule_from_config(spec: Any) -> rule_file.LoadedRule:

@@ -9,8 +9,10 @@ intra-op thread and K inter-op threads (``configure_cpu_threads``) each core run
 chain without synchronising. The values are those of the unsharded rule; only the schedule
 changes (measured in ``benchmarks/``).
 
-``block_sizes`` and ``step_in_blocks`` cut a frozen rule step the same way, into blocks of a
-given size whose tensors fit in the cache (``LearnedOptimizer(chunk_size=...)``).
+Both speed knobs are this one idea, coordinate blocks: meta-training's ``coordinate_blocks``
+(``MetaConfig.coordinate_shards``, flag ``--coordinate_blocks``) is the *number* of blocks, run
+as parallel chains; ``LearnedOptimizer(coordinate_block_size=...)`` is the *size* of blocks
+whose tensors fit in the cache (``block_sizes``, ``step_in_blocks``), run one after another.
 """
 
 from __future__ import annotations

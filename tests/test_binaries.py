@@ -69,7 +69,7 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
     save, _ = trained
     evaluation = tmp_path / "results.json"
     evaluation.write_text(json.dumps({"summary": [{"optimizer": "lstm", "final_loss_mean": 1.0}], "settings": {"num_steps": 20}}))
-    result = run_binary("export", f"--checkpoint={save}", f"--export_dir={tmp_path / 'rule'}", f"--evaluation_json={evaluation}")
+    result = run_binary("export", f"--optimizer={save}", f"--export_dir={tmp_path / 'rule'}", f"--evaluation_json={evaluation}")
     assert result.returncode == 0, result.stderr[-3000:]
     from l2l_tf import export
 
@@ -85,13 +85,14 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
         ("meta_train", ["--save_path=/tmp/x", "--recompute_segment=3"], "recompute_segment (3) must be 0 (off) or divide"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
-        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=0"], "coordinate_shards"),
-        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=100000"], "coordinate_shards must lie in [1, 1280]"),
+        ("meta_train", ["--save_path=/tmp/x", "--coordinate_blocks=0"], "coordinate_blocks"),
+        ("meta_train", ["--save_path=/tmp/x", "--coordinate_shards=100000"], "--coordinate_blocks=100000: coordinate_shards must lie in [1, 1280]"),
         ("meta_train", [], "save_path"),
         ("evaluate", ["--optimizer=/nonexistent"], "no trained rule"),
         ("evaluate", ["--optimizer=/tmp", "--baselines=adamw"], "unknown ['adamw']"),
         ("evaluate", ["--optimizer=/tmp", "--learning_rates=fast"], "must be numbers"),
         ("export", ["--checkpoint=/nonexistent", "--export_dir=/tmp/y"], "no trained rule"),
+        ("export", ["--optimizer=/a", "--checkpoint=/b", "--export_dir=/tmp/y"], "deprecated alias of --optimizer; pass only --optimizer"),
     ],
 )
 def test_bad_flags_give_a_usage_error_not_a_traceback(name, args, message):
@@ -101,10 +102,11 @@ def test_bad_flags_give_a_usage_error_not_a_traceback(name, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_init_from_warm_starts_with_the_source_rule(trained, tmp_path):
+def test_init_optimizer_warm_starts_with_the_source_rule(trained, tmp_path):
     save, _ = trained
     source_score = json.loads(pathlib.Path(save, "best", "rule_config.json").read_text())["validation_loss"]
-    result = run_binary("meta_train", f"--save_path={tmp_path / 'warm'}", f"--init_from={save}",
+    # --init_optimizer takes a rule wherever it is, like --optimizer: here the exported one.
+    result = run_binary("meta_train", f"--save_path={tmp_path / 'warm'}", f"--init_optimizer={save}_export",
                         *[f for f in QUICK_TRAIN if not f.startswith("--num_epochs")], "--num_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
     first = next(line for line in result.stdout.splitlines() if "validation at epoch 0" in line)
@@ -112,11 +114,14 @@ def test_init_from_warm_starts_with_the_source_rule(trained, tmp_path):
     mismatch = run_binary("meta_train", f"--save_path={tmp_path / 'bad'}", f"--init_from={save}", "--hidden_size=8",
                           *QUICK_TRAIN)
     assert mismatch.returncode == 2 and "pass matching architecture flags" in mismatch.stderr
+    # The flag's first name still works, with a one-line deprecation warning.
+    assert "WARNING: --init_from is deprecated; use --init_optimizer (same meaning)" in mismatch.stderr
+    assert json.loads(pathlib.Path(tmp_path, "warm", "run_config.json").read_text())["init_from"] == f"{save}_export"
 
 
-def test_coordinate_shards_train_the_same_rule(trained, tmp_path):
+def test_coordinate_blocks_train_the_same_rule(trained, tmp_path):
     save, _ = trained
-    result = run_binary("meta_train", f"--save_path={tmp_path / 'sharded'}", *QUICK_TRAIN, "--coordinate_shards=2")
+    result = run_binary("meta_train", f"--save_path={tmp_path / 'sharded'}", *QUICK_TRAIN, "--coordinate_blocks=2")
     assert result.returncode == 0, result.stderr[-3000:]
     best = [json.loads(pathlib.Path(path, "best", "rule_config.json").read_text()) for path in (save, tmp_path / "sharded")]
     assert best[1]["epoch"] == best[0]["epoch"]

@@ -50,11 +50,11 @@ def _run(name, *args):
 
 
 CASES = [
-    ("export", ["--checkpoint={run}", "--export_dir={base}/photos"], "is a non-empty folder that is not an exported l2l_tf rule"),
-    ("export", ["--checkpoint={run}", "--export_dir={run}"], "is the run folder"),
-    ("export", ["--checkpoint={run}", "--export_dir={base}/runs"], "is the run folder"),
-    ("export", ["--checkpoint={run}", "--export_dir={base}/a_file/rule"], "is a file, not a folder"),
-    ("export", ["--checkpoint={run}", "--export_dir={base}/new", "--evaluation_json={base}/bad.json"],
+    ("export", ["--optimizer={run}", "--export_dir={base}/photos"], "is a non-empty folder that is not an exported l2l_tf rule"),
+    ("export", ["--optimizer={run}", "--export_dir={run}"], "is the run folder"),
+    ("export", ["--optimizer={run}", "--export_dir={base}/runs"], "is the run folder"),
+    ("export", ["--optimizer={run}", "--export_dir={base}/a_file/rule"], "is a file, not a folder"),
+    ("export", ["--optimizer={run}", "--export_dir={base}/new", "--evaluation_json={base}/bad.json"],
      "evaluation results is not valid JSON"),
     ("export", ["--checkpoint={base}/garbage_run", "--export_dir={base}/new2"], "rule config is not valid JSON"),
     ("meta_train", ["--save_path={base}/fresh", "--export_dir={base}/fresh"], "is the run folder"),

@@ -42,19 +42,24 @@ def test_update_equals_one_fused_rule_step(random_rule_path):
 def test_chunked_rule_calls_give_the_values_of_one_call(random_rule_path):
     grads = [tf.constant([[0.1, -2.0, np.nan], [1e-7, 3.0, -0.5]]), tf.constant([1.0, -np.inf, 0.25, 5.0])]
     results = []
-    for chunk_size in (0, 3, 4):
-        optimizer = LearnedOptimizer.load(random_rule_path, chunk_size=chunk_size)
+    for block_size in (0, 3, 4):
+        optimizer = LearnedOptimizer.load(random_rule_path, coordinate_block_size=block_size)
         variables = _two_variables()
         for _ in range(3):
             optimizer.apply_gradients(zip(grads, variables))
         results.append(np.concatenate([v.numpy().ravel() for v in variables]
                                       + [s.numpy().ravel() for s in optimizer._rule_states]))
-    assert sharding.block_sizes(10, optimizer.chunk_size) == [4, 3, 3]
+    assert sharding.block_sizes(10, optimizer.coordinate_block_size) == [4, 3, 3]
     np.testing.assert_allclose(results[1], results[0], atol=1e-6)
     np.testing.assert_allclose(results[2], results[0], atol=1e-6)
     for bad in (-1, 2.5, True, None):
-        with pytest.raises(ValueError, match="chunk_size must be 0"):
-            LearnedOptimizer.load(random_rule_path, chunk_size=bad)
+        with pytest.raises(ValueError, match="coordinate_block_size must be 0"):
+            LearnedOptimizer.load(random_rule_path, coordinate_block_size=bad)
+    # The name it had before still works, with a deprecation warning.
+    with pytest.warns(DeprecationWarning, match=r"chunk_size=\.\.\.\) is deprecated; use coordinate_block_size"):
+        assert LearnedOptimizer.load(random_rule_path, chunk_size=3).coordinate_block_size == 3
+    with pytest.raises(ValueError, match="pass coordinate_block_size only"), pytest.warns(DeprecationWarning):
+        LearnedOptimizer.load(random_rule_path, chunk_size=3, coordinate_block_size=4)
 
 
 def test_learning_rate_multiplies_the_update(random_rule_path):
@@ -153,13 +158,13 @@ def test_keras_file_round_trip_continues_identically(trained_rule_path, small_mn
     train, _ = small_mnist
     x, y = train.images[:512], train.labels[:512]
     keras.utils.set_random_seed(2)
-    model = _compile(_mlp(), LearnedOptimizer.load(trained_rule_path, learning_rate=0.8, chunk_size=5000))
+    model = _compile(_mlp(), LearnedOptimizer.load(trained_rule_path, learning_rate=0.8, coordinate_block_size=5000))
     model.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
     model.save(tmp_path / "m.keras")
     restored = keras.models.load_model(tmp_path / "m.keras")
     assert isinstance(restored.optimizer, LearnedOptimizer)
     assert float(restored.optimizer.learning_rate) == pytest.approx(0.8)
-    assert restored.optimizer.chunk_size == 5000
+    assert restored.optimizer.coordinate_block_size == 5000
     for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     model.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
@@ -241,3 +246,9 @@ def test_bfloat16_state_halves_memory_and_tracks_float32_training(trained_rule_p
     assert keras.models.load_model(tmp_path / "half.keras").optimizer.state_dtype == "bfloat16"
     with pytest.raises(ValueError, match="state_dtype"):
         LearnedOptimizer.load(trained_rule_path, state_dtype="int8")
+
+
+def test_optimizer_configs_written_with_chunk_size_still_load(random_rule_path):
+    config = LearnedOptimizer.load(random_rule_path, coordinate_block_size=7).get_config()
+    config["chunk_size"] = config.pop("coordinate_block_size")  # as .keras files written before the rename hold it
+    assert LearnedOptimizer.from_config(config).coordinate_block_size == 7

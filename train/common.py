@@ -28,6 +28,29 @@ def define_problem_flags() -> None:
     )
 
 
+# "Where a rule is" has one flag name in every binary, --optimizer (--init_optimizer for
+# meta_train's warm start); older names still work as deprecated aliases.
+DEPRECATED_ALIASES: dict[str, str] = {}
+
+
+def define_deprecated_alias(old: str, new: str) -> None:
+    """``--old`` keeps working as ``--new``; ``warn_deprecated_flags`` says so when used."""
+    flags.DEFINE_alias(old, new)
+    flags.FLAGS[old].help = f"Deprecated alias of --{new}."
+    DEPRECATED_ALIASES[old] = new
+
+
+def warn_deprecated_flags() -> None:
+    """One warning line per deprecated alias given; a usage error if a flag is given under
+    both its names."""
+    values = flags.FLAGS
+    for old, new in DEPRECATED_ALIASES.items():
+        if old in values and values[old].present:
+            if values[new].present > values[old].present:
+                usage_error(f"--{old} is a deprecated alias of --{new}; pass only --{new}")
+            print(f"WARNING: --{old} is deprecated; use --{new} (same meaning)", file=sys.stderr, flush=True)
+
+
 def build_problem() -> Problem:
     """The problem named by the flags; data problems exit with a usage error if unavailable."""
     values = flags.FLAGS

@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags
 
-from l2l_tf import baselines, checkpoints, export, seeds
+from l2l_tf import baselines, export, seeds
 from l2l_tf.evaluation import (
     BaselineRunner,
     RuleRunner,
@@ -51,14 +51,6 @@ flags.mark_flag_as_required("optimizer")
 FLAGS = flags.FLAGS
 
 
-def load_learned(path: str):
-    """The rule of an exported rule folder (read as data, nothing from it executed), else
-    the best rule of a training checkpoint."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return export.load(path)
-    return checkpoints.load_rule(path)
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
@@ -74,7 +66,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.output_dir:
         common.require_writable_dir(FLAGS.output_dir, "output_dir")
     try:
-        rule = load_learned(FLAGS.optimizer)
+        rule = export.load_any(FLAGS.optimizer)
     except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
         common.usage_error(str(error))
     problem = common.build_problem()

@@ -1,10 +1,11 @@
 """Exports a meta-trained rule as a SavedModel (the l2l_tf rule contract, see l2l_tf.export).
 
 Example:
-  python -m train.export --checkpoint=runs/quadratic --export_dir=runs/quadratic_rule \
+  python -m train.export --optimizer=runs/quadratic --export_dir=runs/quadratic_rule \
       [--evaluation_json=runs/quadratic_eval/results.json]
 
---checkpoint takes a meta_train --save_path (its best rule is used) or a rule folder.
+--optimizer takes a meta_train --save_path (its best rule is used) or a rule folder
+(--checkpoint is its deprecated alias).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from l2l_tf import export
 from l2l_tf.json_files import JsonFileError, read_json
 from train import common
 
-flags.DEFINE_string("checkpoint", None, "meta_train --save_path, or a rule folder.")
+flags.DEFINE_string("optimizer", None, "The rule to export: a meta_train --save_path (its best rule), or a rule folder.")
+common.define_deprecated_alias("checkpoint", "optimizer")
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel: a new or empty folder, or an earlier export (replaced atomically).")
 flags.DEFINE_string("evaluation_json", None, "Optional results.json of train.evaluate to embed as the evaluation summary.")
-flags.mark_flags_as_required(["checkpoint", "export_dir"])
+flags.mark_flags_as_required(["optimizer", "export_dir"])
 FLAGS = flags.FLAGS
 
 
@@ -40,14 +42,15 @@ def read_evaluation(path: str) -> dict:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
-    common.require_export_target(FLAGS.export_dir, (FLAGS.checkpoint,))
+    common.warn_deprecated_flags()
+    common.require_export_target(FLAGS.export_dir, (FLAGS.optimizer,))
     evaluation = read_evaluation(FLAGS.evaluation_json) if FLAGS.evaluation_json else None
     common.require_dir_parent_writable(FLAGS.export_dir, "export_dir")
     try:
-        export.export_checkpoint(FLAGS.checkpoint, FLAGS.export_dir, evaluation)
+        export.export_checkpoint(FLAGS.optimizer, FLAGS.export_dir, evaluation)
     except (FileNotFoundError, ValueError) as error:
         common.usage_error(str(error))
-    print(f"exported {FLAGS.checkpoint} -> {FLAGS.export_dir}")
+    print(f"exported {FLAGS.optimizer} -> {FLAGS.export_dir}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from l2l_tf import checkpoints, export, preprocess, sharding
+from l2l_tf import export, preprocess, sharding
 from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -28,10 +28,12 @@ flags.DEFINE_string("save_path", None, "Output folder: best rule, training check
 flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
 flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
 flags.DEFINE_string(
-    "init_from", None,
-    "Warm start: initial rule weights from this meta_train --save_path (its best rule) or rule"
-    " folder, e.g. to continue with a lower --meta_learning_rate. Architecture flags must match.",
+    "init_optimizer", None,
+    "Warm start: initial rule weights from this rule (an exported rule folder, a meta_train"
+    " --save_path's best rule, or a rule folder), e.g. to continue with a lower"
+    " --meta_learning_rate. Architecture flags must match.",
 )
+common.define_deprecated_alias("init_from", "init_optimizer")
 flags.DEFINE_integer("num_epochs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
@@ -40,12 +42,14 @@ flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's gl
 flags.DEFINE_enum(
     "meta_loss_weighting", "uniform", list(META_LOSS_WEIGHTINGS),
     "Weights of the optimizee losses in the meta-loss: uniform (the paper), linear in the step"
-    " (emphasises the final loss) or last_quarter (only the last quarter of the steps).",
+    " (emphasises the final loss; used for the shipped MNIST rules) or last_quarter (EXPERIMENTAL:"
+    " only the last quarter of the steps; made the MNIST rule worse, experiments/mnist/NOTES.md).",
 )
 flags.DEFINE_enum(
     "meta_objective", "loss", list(META_OBJECTIVES),
-    "Each step's term of the meta-loss: the optimizee loss (the paper) or its log (weighs"
-    " late, small losses as much as early ones).",
+    "Each step's term of the meta-loss: the optimizee loss (the paper) or log_loss (EXPERIMENTAL:"
+    " its log, weighing late, small losses as much as early ones; never improved on its starting"
+    " MNIST rule in validation, experiments/mnist/NOTES.md).",
 )
 flags.DEFINE_integer(
     "recompute_segment", 0,
@@ -56,17 +60,20 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer(
     "meta_gradient_accumulation", 1,
-    "Average the meta-gradients of this many consecutive unrolls per meta-update (with"
-    " --unroll_length=--num_steps: a meta-batch of that many runs).",
+    "EXPERIMENTAL: average the meta-gradients of this many consecutive unrolls per meta-update"
+    " (with --unroll_length=--num_steps: a meta-batch of that many runs). Meta-batches of 4 and 8"
+    " MNIST runs did not beat single runs (experiments/mnist/NOTES.md); 1: off.",
     lower_bound=1,
 )
 flags.DEFINE_integer(
-    "coordinate_shards", 1,
+    "coordinate_blocks", 1,
     "CPU speed-up: run the rule on this many blocks of coordinates as independent chains, with one"
-    " intra-op and this many inter-op threads (set it to the number of cores; see benchmarks/RESULTS.md)."
-    " Same results; 1: off (the choice on GPU).",
+    " intra-op and this many inter-op threads (set it to the number of cores; see benchmarks/RESULTS.md;"
+    " LearnedOptimizer's coordinate_block_size is the same idea, by block size). Same results; 1: off"
+    " (the choice on GPU).",
     lower_bound=1,
 )
+common.define_deprecated_alias("coordinate_shards", "coordinate_blocks")
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -78,7 +85,7 @@ flags.DEFINE_float("output_scale", 0.1, "Multiplier of the rule's output.", lowe
 flags.DEFINE_list(
     "momentum_decays", [],
     "Extension beyond the paper: decay rates of per-coordinate gradient averages fed to the LSTM"
-    " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_from a rule"
+    " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_optimizer a rule"
     " without them, the new inputs start with zero weight.",
 )
 flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
@@ -88,6 +95,13 @@ flags.DEFINE_integer("log_every", 10, "Log a progress line every N runs.", lower
 flags.mark_flag_as_required("save_path")
 
 FLAGS = flags.FLAGS
+# Settings whose flag was renamed: run_config.json and MetaConfig keep the first name.
+FLAG_OF_SETTING = {"init_from": "init_optimizer", "coordinate_shards": "coordinate_blocks"}
+
+
+def flag_value(setting: str):
+    """The value of the flag that gives ``setting`` (a run_config key or MetaConfig field)."""
+    return FLAGS[FLAG_OF_SETTING.get(setting, setting)].value
 
 
 def run_config() -> dict:
@@ -99,7 +113,7 @@ def run_config() -> dict:
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
         "coordinate_shards",
     ]
-    return {name: FLAGS[name].value for name in names}
+    return {name: flag_value(name) for name in names}
 
 
 def rule_config_from_flags() -> RuleConfig:
@@ -131,6 +145,7 @@ def check_output_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
+    common.warn_deprecated_flags()
     if FLAGS.num_steps % FLAGS.unroll_length:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
@@ -138,7 +153,7 @@ def main(argv: list[str]) -> None:
     check_output_flags()
     rule_config = rule_config_from_flags()
     try:
-        meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
+        meta_config = MetaConfig(**{field.name: flag_value(field.name) for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
     if meta_config.coordinate_shards > 1:
@@ -151,17 +166,17 @@ def main(argv: list[str]) -> None:
     try:
         sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
     except ValueError as error:
-        common.usage_error(f"{error}; use the number of CPU cores")
+        common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
     rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
-    if FLAGS.init_from:
+    if FLAGS.init_optimizer:
         try:
-            start = checkpoints.load_rule(FLAGS.init_from)
+            start = export.load_any(FLAGS.init_optimizer)
         except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
             warm_start(rule, start)
         except ValueError as error:
-            common.usage_error(f"--init_from={FLAGS.init_from}: {error}; pass matching architecture flags")
+            common.usage_error(f"--init_optimizer={FLAGS.init_optimizer}: {error}; pass matching architecture flags")
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
