@@ -7,17 +7,23 @@ Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
 checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
 the same --save_path resumes. With --export_dir the best rule is also exported as a
 SavedModel (see train.export).
+
+Several devices or machines (README): --distribution=mirrored uses every GPU of this
+machine, --distribution=multi_worker the workers named by the TF_CONFIG environment
+variable (run the same command on each); each replica meta-trains on its own runs and
+the meta-gradients are averaged. Only the chief (worker 0) writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 
 from absl import app, flags
 
-from l2l_tf import checkpoints, export, preprocess, sharding
+from l2l_tf import checkpoints, distributed, export, preprocess, sharding
 from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -81,6 +87,13 @@ flags.DEFINE_list(
     " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_from a rule"
     " without them, the new inputs start with zero weight.",
 )
+flags.DEFINE_enum(
+    "distribution", "none", list(distributed.DISTRIBUTIONS),
+    "none: one device. mirrored: every GPU of this machine (tf.distribute.MirroredStrategy)."
+    " multi_worker: the workers named by the TF_CONFIG environment variable"
+    " (MultiWorkerMirroredStrategy; start the same command on each). Each replica meta-trains on"
+    " its own runs; the meta-gradients are averaged (a meta-batch of one run per replica).",
+)
 flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
 flags.DEFINE_integer("validation_runs", 8, "Held-out optimizee runs per validation.", lower_bound=1)
 flags.DEFINE_integer("checkpoint_every", 10, "Write a resumable checkpoint every N runs.", lower_bound=1)
@@ -97,7 +110,7 @@ def run_config() -> dict:
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
-        "coordinate_shards",
+        "coordinate_shards", "distribution",
     ]
     return {name: FLAGS[name].value for name in names}
 
@@ -109,7 +122,6 @@ def main(argv: list[str]) -> None:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
-    common.require_dir_parent_writable(FLAGS.save_path, "save_path")
     try:
         rule_config = RuleConfig(
             FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
@@ -123,6 +135,13 @@ def main(argv: list[str]) -> None:
         common.usage_error(f"{error}; fix the flag named in it")
     if meta_config.coordinate_shards > 1:
         sharding.configure_cpu_threads(meta_config.coordinate_shards)
+    try:
+        strategy = distributed.make_strategy(FLAGS.distribution)
+    except distributed.DistributionError as error:
+        common.usage_error(str(error))
+    chief = distributed.is_chief(strategy)
+    if chief:  # the other workers write nothing under --save_path
+        common.require_dir_parent_writable(FLAGS.save_path, "save_path")
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
@@ -132,7 +151,8 @@ def main(argv: list[str]) -> None:
         sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
     except ValueError as error:
         common.usage_error(f"{error}; use the number of CPU cores")
-    rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
     if FLAGS.init_from:
         try:
             start = checkpoints.load_rule(FLAGS.init_from)
@@ -153,12 +173,12 @@ def main(argv: list[str]) -> None:
     try:
         summary = meta_train(
             rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
-            log=lambda line: print(line, flush=True),
+            log=lambda line: print(line, flush=True), strategy=strategy,
         )
     except IncompatibleResumeError as error:
         common.usage_error(str(error))
     print("summary: " + json.dumps(summary), flush=True)
-    if FLAGS.export_dir:
+    if FLAGS.export_dir and chief:
         export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
         print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
 
