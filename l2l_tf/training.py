@@ -261,11 +261,19 @@ class _Validator:
         self.log(f"  validation at epoch {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
 
 
+def _communication_share(before: dict[str, float], after: dict[str, float]) -> str:
+    """The all-reduce's share of the time in the trainer's phases since ``before``
+    (it includes waiting for the slowest replica)."""
+    spent = {phase: after[phase] - before.get(phase, 0.0) for phase in after}
+    return f"all-reduce {spent['all_reduce'] / max(sum(spent.values()), 1e-9):.1%} of the step"
+
+
 def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConfig, state: _TrainingState,
                    writer: Any, validate: Callable[[], None] | None, replicas: int,
                    log: Callable[[str], None]) -> None:
     """Epochs until ``options.num_epochs``: train, summarise, log, validate, checkpoint."""
     window_losses, window_norms, window_steps, window_start = [], [], 0, time.time()
+    window_timings = dict(getattr(trainer, "timings", {}))
     while int(state.epoch) < options.num_epochs:
         run_seeds = [seeds.training_seed(int(state.epoch) * replicas + r, options.seed) for r in range(replicas)]
         results, diverged = _train_one_epoch(trainer, run_seeds, options.divergence_factor)
@@ -282,7 +290,10 @@ def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConf
                 tf.summary.scalar("meta_gradient_norm", window_norms[-1])
         if epoch % options.log_every == 0 or epoch == options.num_epochs:
             rate = window_steps / max(time.time() - window_start, 1e-9)
-            runs = f"  this worker's runs {results[-1]['local_seeds']}" if "local_seeds" in results[-1] else ""
+            runs = ""
+            if "local_seeds" in results[-1]:
+                runs = f"  {_communication_share(window_timings, trainer.timings)}  this worker's runs {results[-1]['local_seeds']}"
+                window_timings = dict(trainer.timings)
             log(
                 f"epoch {epoch}/{options.num_epochs}  meta-loss {np.mean(window_losses):.5g}"
                 f"  |meta-grad| {np.mean(window_norms):.3g}  {rate:.1f} optimizee steps/s"

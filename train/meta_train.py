@@ -21,6 +21,7 @@ import dataclasses
 import json
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
 from l2l_tf import checkpoints, distributed, export, preprocess, sharding
@@ -115,9 +116,8 @@ def run_config() -> dict:
     return {name: FLAGS[name].value for name in names}
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        common.usage_error(f"unexpected arguments {argv[1:]}")
+def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
+    """The rule, meta-training and loop settings named by the flags (usage errors if invalid)."""
     if FLAGS.num_steps % FLAGS.unroll_length:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
@@ -133,24 +133,15 @@ def main(argv: list[str]) -> None:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
-    if meta_config.coordinate_shards > 1:
-        sharding.configure_cpu_threads(meta_config.coordinate_shards)
-    try:
-        strategy = distributed.make_strategy(FLAGS.distribution)
-    except distributed.DistributionError as error:
-        common.usage_error(str(error))
-    chief = distributed.is_chief(strategy)
-    if chief:  # the other workers write nothing under --save_path
-        common.require_dir_parent_writable(FLAGS.save_path, "save_path")
     options = TrainingOptions(
         FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
     )
-    problem = common.build_problem()
-    try:
-        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
-    except ValueError as error:
-        common.usage_error(f"{error}; use the number of CPU cores")
+    return rule_config, meta_config, options
+
+
+def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM:
+    """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_from if set."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
     if FLAGS.init_from:
@@ -162,10 +153,33 @@ def main(argv: list[str]) -> None:
             warm_start(rule, start)
         except ValueError as error:
             common.usage_error(f"--init_from={FLAGS.init_from}: {error}; pass matching architecture flags")
+    return rule
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    rule_config, meta_config, options = configs_from_flags()
+    if meta_config.coordinate_shards > 1:
+        sharding.configure_cpu_threads(meta_config.coordinate_shards)
+    try:
+        strategy = distributed.make_strategy(FLAGS.distribution)
+    except distributed.DistributionError as error:
+        common.usage_error(str(error))
+    chief = distributed.is_chief(strategy)
+    if chief:  # the other workers write nothing under --save_path
+        common.require_dir_parent_writable(FLAGS.save_path, "save_path")
+    problem = common.build_problem()
+    try:
+        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
+    except ValueError as error:
+        common.usage_error(f"{error}; use the number of CPU cores")
+    rule = build_rule(rule_config, strategy)
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
-        f" ({problem.num_coordinates} coordinates), {FLAGS.num_epochs} runs of {FLAGS.num_steps} steps",
+        f" ({problem.num_coordinates} coordinates), {FLAGS.num_epochs} runs of {FLAGS.num_steps} steps"
+        + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
         flush=True,
     )
     command = "python -m train.meta_train " + " ".join(sys.argv[1:])
@@ -177,6 +191,11 @@ def main(argv: list[str]) -> None:
         )
     except IncompatibleResumeError as error:
         common.usage_error(str(error))
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:300]
+        print(f"FATAL lost contact with another worker ({first_line}); restart every worker with the same"
+              " command: the job resumes from the last checkpoint", file=sys.stderr)
+        sys.exit(1)
     print("summary: " + json.dumps(summary), flush=True)
     if FLAGS.export_dir and chief:
         export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
