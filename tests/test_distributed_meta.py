@@ -102,7 +102,7 @@ def test_two_workers_train_on_disjoint_runs_agree_and_only_the_chief_writes(tmp_
 
 
 def test_killed_worker_then_restarted_job_resumes_from_the_last_checkpoint(tmp_path):
-    epochs = 40
+    epochs = 30
     reference = tmp_path / "reference"
     with _cluster(tmp_path / "ref", reference, f"--num_epochs={epochs}", "--validation_every=10") as cluster:
         assert cluster.wait(timeout=600) == [0, 0], cluster.logs_tail()
@@ -137,4 +137,3 @@ def test_killed_worker_then_restarted_job_resumes_from_the_last_checkpoint(tmp_p
     assert _latest_epoch(save) == epochs and expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    assert os.listdir(tmp_path / "tmp") == []
