@@ -137,3 +137,17 @@ def test_killed_worker_then_restarted_job_resumes_from_the_last_checkpoint(tmp_p
     assert _latest_epoch(save) == epochs and expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_mirrored_strategy_on_two_devices_equals_a_meta_batch_and_skips_nan_on_all_replicas(tmp_path):
+    """One process, two logical CPU devices: the multi-GPU code path (MirroredStrategy)."""
+    script = os.path.join(REPO, "tests", "distributed_meta_mirrored.py")
+    result = subprocess.run([sys.executable, script, str(tmp_path)], check=True, capture_output=True, text=True,
+                            env=subprocess_env(), timeout=600)
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["replicas"] == 2
+    assert values["max_difference_to_single"] < 1e-6
+    assert values["max_difference_between_replicas"] == 0.0
+    summary = values["poisoned_summary"]
+    assert summary["epochs"] == 3 and summary["skipped_updates"] >= 1 and summary["reset_runs"] >= 1
+    assert values["poisoned_weights_finite"] and values["poisoned_replicas_identical"]
