@@ -23,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 
 from absl import app, flags
 
@@ -37,9 +38,10 @@ FLAGS = flags.FLAGS
 RATE = re.compile(r"epoch (\d+)/\d+ .* ([\d.]+) optimizee steps/s .* all-reduce ([\d.]+)% of the step")
 
 
-def run_cluster(workers: int, work_dir: str) -> dict:
+def run_cluster(workers: int, repeat: int, work_dir: str) -> dict:
     """One meta-training job with ``workers`` workers; its per-epoch rates and shares."""
-    save_path = os.path.join(work_dir, f"run_{workers}")
+    save_path = os.path.join(work_dir, f"run_{workers}_{repeat}")
+    log_dir = os.path.join(work_dir, f"logs_{workers}_{repeat}")
     shutil.rmtree(save_path, ignore_errors=True)
     command = [
         sys.executable, "-m", "train.meta_train", "--problem=mnist", "--data_source=idx",
@@ -49,18 +51,19 @@ def run_cluster(workers: int, work_dir: str) -> dict:
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cores = sorted(os.sched_getaffinity(0))
-    load = os.getloadavg()
-    with LocalCluster(command, workers, os.path.join(work_dir, f"logs_{workers}"), env=env,
+    load, start = os.getloadavg(), time.time()
+    with LocalCluster(command, workers, log_dir, env=env,
                       cpus=[[cores[i % len(cores)]] for i in range(workers)]) as cluster:
         codes = cluster.wait(timeout=600)
         if codes != [0] * workers:
             raise RuntimeError(f"workers failed ({codes}): {cluster.logs_tail()}")
-        with open(os.path.join(work_dir, f"logs_{workers}", "worker_0.log")) as log:
+        with open(os.path.join(log_dir, "worker_0.log")) as log:
             text = log.read()
     epochs = [(int(e), float(rate), float(share) / 100) for e, rate, share in RATE.findall(text)]
     timed = [(rate, share) for epoch, rate, share in epochs if epoch > 1]
     return {
         "workers": workers,
+        "seconds": round(time.time() - start, 1),
         "load_average_1_5_15min_before": [round(x, 2) for x in load],
         "steps_per_second_per_epoch": [rate for rate, _ in timed],
         "steps_per_second": statistics.median(rate for rate, _ in timed),
@@ -72,7 +75,7 @@ def main(argv: list[str]) -> None:
     del argv
     work_dir = tempfile.mkdtemp(prefix="l2l_bench_workers_")
     try:
-        runs = [run_cluster(workers, work_dir) for _ in range(FLAGS.repeats) for workers in (1, 2)]
+        runs = [run_cluster(workers, repeat, work_dir) for repeat in range(FLAGS.repeats) for workers in (1, 2)]
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     table = {}
