@@ -4,7 +4,8 @@
 
 Runs ``train.meta_train --distribution=multi_worker`` on MNIST as a local cluster of 1 and
 then 2 worker processes on loopback ports (``l2l_tf.local_cluster``), one worker per CPU
-core (worker i pinned to core i), alternating 1, 2, 1, 2 workers so that a change in
+core (``--placement``: one TensorFlow thread per worker, or worker i pinned to core i),
+alternating 1, 2, 1, 2 workers so that a change in
 machine load shows up as a difference between repetitions. Each epoch is one 100-step run
 per worker. Reported per configuration: optimizee steps/s summed over workers (the
 chief's log, which counts every replica's steps; the first epoch, which compiles, is left
@@ -32,6 +33,12 @@ from l2l_tf.local_cluster import LocalCluster
 flags.DEFINE_string("mnist_dir", "../shared/data/mnist-10k", "Folder of the MNIST IDX files.")
 flags.DEFINE_integer("epochs", 7, "Epochs per run (the first is left out of the rate).")
 flags.DEFINE_integer("repeats", 2, "Times each worker count is run (alternating).")
+flags.DEFINE_enum(
+    "placement", "threads", ["threads", "pin"],
+    "How a worker gets one core: threads = one intra-op and one inter-op TensorFlow thread per worker"
+    " (the OS places workers on free cores); pin = worker i bound to core i (sched_setaffinity), which"
+    " on a machine shared with other jobs ties a worker to a busy core.",
+)
 flags.DEFINE_string("output", "benchmarks/distributed_meta.json", "JSON output.")
 FLAGS = flags.FLAGS
 
@@ -51,9 +58,11 @@ def run_cluster(workers: int, repeat: int, work_dir: str) -> dict:
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cores = sorted(os.sched_getaffinity(0))
+    cpus = [[cores[i % len(cores)]] for i in range(workers)] if FLAGS.placement == "pin" else None
+    if FLAGS.placement == "threads":
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     load, start = os.getloadavg(), time.time()
-    with LocalCluster(command, workers, log_dir, env=env,
-                      cpus=[[cores[i % len(cores)]] for i in range(workers)]) as cluster:
+    with LocalCluster(command, workers, log_dir, env=env, cpus=cpus) as cluster:
         codes = cluster.wait(timeout=600)
         if codes != [0] * workers:
             raise RuntimeError(f"workers failed ({codes}): {cluster.logs_tail()}")
@@ -90,6 +99,7 @@ def main(argv: list[str]) -> None:
         "what": "MNIST meta-training (784-20-10 MLP, 100-step runs, 20-step unrolls), MultiWorkerMirroredStrategy,"
                 " one worker per core; optimizee steps/s summed over workers",
         "cpu_cores": len(os.sched_getaffinity(0)),
+        "placement": FLAGS.placement,
         "runs_in_order": runs,
         "summary": {str(k): v for k, v in table.items()},
         "speedup_2_vs_1_workers": speedup,
