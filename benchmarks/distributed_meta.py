@@ -45,6 +45,21 @@ FLAGS = flags.FLAGS
 RATE = re.compile(r"epoch (\d+)/\d+ .* ([\d.]+) optimizee steps/s .* all-reduce ([\d.]+)% of the step")
 
 
+def watch_cpu_seconds(cluster: LocalCluster) -> list[float]:
+    """Polls the workers until they exit; the CPU seconds (user + system) each one used."""
+    last = [0.0] * len(cluster.processes)
+    while any(process.poll() is None for process in cluster.processes):
+        for index, process in enumerate(cluster.processes):
+            try:
+                with open(f"/proc/{process.pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                last[index] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass  # exited between poll() and the read
+        time.sleep(0.5)
+    return last
+
+
 def run_cluster(workers: int, repeat: int, work_dir: str) -> dict:
     """One meta-training job with ``workers`` workers; its per-epoch rates and shares."""
     save_path = os.path.join(work_dir, f"run_{workers}_{repeat}")
@@ -63,6 +78,7 @@ def run_cluster(workers: int, repeat: int, work_dir: str) -> dict:
         env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     load, start = os.getloadavg(), time.time()
     with LocalCluster(command, workers, log_dir, env=env, cpus=cpus) as cluster:
+        cpu_seconds = watch_cpu_seconds(cluster)
         codes = cluster.wait(timeout=600)
         if codes != [0] * workers:
             raise RuntimeError(f"workers failed ({codes}): {cluster.logs_tail()}")
@@ -70,9 +86,13 @@ def run_cluster(workers: int, repeat: int, work_dir: str) -> dict:
             text = log.read()
     epochs = [(int(e), float(rate), float(share) / 100) for e, rate, share in RATE.findall(text)]
     timed = [(rate, share) for epoch, rate, share in epochs if epoch > 1]
+    seconds = time.time() - start
     return {
         "workers": workers,
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(seconds, 1),
+        # CPU time each worker got over its whole run (start-up included), in cores: on an
+        # idle machine close to 1 per worker; far below 1 when other jobs take the cores.
+        "cores_used_per_worker": [round(cpu / seconds, 2) for cpu in cpu_seconds],
         "load_average_1_5_15min_before": [round(x, 2) for x in load],
         "steps_per_second_per_epoch": [rate for rate, _ in timed],
         "steps_per_second": statistics.median(rate for rate, _ in timed),
@@ -106,11 +126,11 @@ def main(argv: list[str]) -> None:
     }
     with open(FLAGS.output, "w") as f:
         json.dump(result, f, indent=1)
-    print("| workers | optimizee steps/s (sum) | all-reduce share of a step | load avg before (1 min) |")
-    print("| --- | --- | --- | --- |")
+    print("| workers | optimizee steps/s (sum) | all-reduce share of a step | cores used per worker | load avg before (1 min) |")
+    print("| --- | --- | --- | --- | --- |")
     for run in runs:
-        print(f"| {run['workers']} | {run['steps_per_second']:.0f} | {run['all_reduce_share']:.1%}"
-              f" | {run['load_average_1_5_15min_before'][0]} |")
+        print(f"| {run['workers']} | {run['steps_per_second']:.1f} | {run['all_reduce_share']:.1%}"
+              f" | {run['cores_used_per_worker']} | {run['load_average_1_5_15min_before'][0]} |")
     print(f"speed-up 2 vs 1 workers (medians): {speedup:.2f}x; written to {FLAGS.output}")
 
 
