@@ -6,16 +6,25 @@ rule is scored on held-out validation runs; the best-scoring rule is written to
 ``save_path/best`` (early stopping, as in the paper). The whole training state (rule,
 meta-optimizer slots, counters, best record) is checkpointed to ``save_path/train``
 with ``tf.train.CheckpointManager``, so a killed run resumes where it stopped.
+
+Under a ``tf.distribute`` strategy (``MirroredStrategy`` on one machine's devices,
+``MultiWorkerMirroredStrategy`` across machines) each epoch is a meta-batch of one run per
+replica (``l2l_tf.distributed_meta``). The chief alone validates and writes checkpoints,
+summaries and ``best/``; it restores a checkpoint and every other worker takes its state
+by broadcast, so a job killed anywhere resumes when restarted with the same command.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +32,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import checkpoints, seeds
+from l2l_tf import checkpoints, distributed, seeds
+from l2l_tf.distributed_meta import DistributedMetaTrainer
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.meta import MetaConfig, MetaTrainer
@@ -33,11 +43,11 @@ from l2l_tf.rules import CoordinatewiseLSTM
 RUN_CONFIG_FILE = "run_config.json"
 # Settings added after runs were first written, with the value older runs implicitly used.
 IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss", "momentum_decays": [],
-                     "meta_gradient_accumulation": 1}
+                     "meta_gradient_accumulation": 1, "num_replicas": 1, "distribution": "none"}
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off,
 # recomputation, coordinate shards: none of them changes what is computed).
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command",
-                  "recompute_segment", "coordinate_shards"}
+                  "recompute_segment", "coordinate_shards", "distribution"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,13 +143,91 @@ def validation_score(
     return score if math.isfinite(score) else math.inf
 
 
-def _resume(state: tf.train.Checkpoint, save_path: str, best_dir: str, log: Callable[[str], None]) -> str | None:
-    """Repairs an interrupted replacement of ``best_dir`` and restores ``state`` from the
-    newest readable checkpoint; its prefix, or ``None`` for a fresh run."""
-    recovered = checkpoints.recover_directory(best_dir)
-    if recovered:
-        log(f"WARNING: {recovered}")
-    return restore_newest_readable(state, os.path.join(save_path, "train"), log)
+class _TrainingState:
+    """What a checkpoint holds, and where this worker keeps its checkpoints.
+
+    The chief checkpoints to ``save_path/train``; other workers save to a temporary
+    folder that ``close`` removes (saving is collective under some strategies), and
+    take the chief's state through ``distributed.broadcast_from_chief``.
+    """
+
+    def __init__(self, rule: CoordinatewiseLSTM, trainer: Any, save_path: str, chief: bool):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
+        self.checkpoint = tf.train.Checkpoint(
+            rule=rule, meta_optimizer=trainer.meta_optimizer, epoch=self.epoch, best_score=self.best_score,
+            best_epoch=self.best_epoch, resets=self.resets, skipped_updates=trainer.skipped_updates,
+        )
+        self.variables = [
+            *rule.trainable_variables, *trainer.meta_optimizer.variables, self.epoch, self.best_score,
+            self.best_epoch, self.resets, trainer.skipped_updates,
+        ]
+        self.directory = os.path.join(save_path, "train") if chief else tempfile.mkdtemp(prefix="l2l_worker_")
+        self.chief = chief
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=2)
+
+    def restore(self, strategy: tf.distribute.Strategy | None, best_dir: str, log: Callable[[str], None]) -> None:
+        """Chief: repairs an interrupted replacement of ``best_dir`` and restores the newest
+        readable checkpoint. Every worker then takes the chief's state."""
+        if self.chief:
+            recovered = checkpoints.recover_directory(best_dir)
+            if recovered:
+                log(f"WARNING: {recovered}")
+            restored = restore_newest_readable(self.checkpoint, self.directory, log)
+            if restored:
+                log(
+                    f"resumed from {restored}: epoch {int(self.epoch)}, best validation"
+                    f" {float(self.best_score):.5g} at epoch {int(self.best_epoch)}"
+                )
+        if strategy is not None:
+            distributed.broadcast_from_chief(strategy, self.variables)
+            if not self.chief:
+                log(f"took the chief's training state: epoch {int(self.epoch)}")
+
+    def save(self) -> None:
+        self.manager.save(checkpoint_number=int(self.epoch))
+
+    def close(self) -> None:
+        if not self.chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _make_trainer(
+    rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, strategy: tf.distribute.Strategy | None
+) -> MetaTrainer | DistributedMetaTrainer:
+    if strategy is None:
+        return MetaTrainer(rule, problem, meta_config)
+    return DistributedMetaTrainer(rule, problem, meta_config, strategy)
+
+
+def _train_one_epoch(
+    trainer: MetaTrainer | DistributedMetaTrainer, run_seeds: list[int], divergence_factor: float
+) -> tuple[list[dict[str, Any]], bool]:
+    """The unrolls of one run per replica; stops early (diverged) when any replica's
+    optimizee loss is non-finite or grows ``divergence_factor`` times its first value."""
+    if isinstance(trainer, MetaTrainer):
+        unrolls = trainer.unrolls(run_seeds[0])
+    else:
+        unrolls = trainer.unrolls(run_seeds)
+    results, first_losses = [], None
+    for result in unrolls:
+        results.append(result)
+        step_losses = np.atleast_2d(np.asarray(result["step_losses"]))  # [replicas, steps]
+        first_losses = step_losses[:, 0] if first_losses is None else first_losses
+        limit = divergence_factor * np.maximum(np.abs(first_losses), 1e-8)
+        if not np.all(np.isfinite(step_losses)) or np.any(step_losses.max(axis=1) > limit):
+            return results, True
+    return results, False
+
+
+def rule_fingerprint(rule: CoordinatewiseLSTM) -> str:
+    """SHA-256 of the rule's weights (identical rules, identical bytes)."""
+    digest = hashlib.sha256()
+    for variable in rule.trainable_variables:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def meta_train(
@@ -151,93 +239,114 @@ def meta_train(
     run_config: dict[str, Any] | None = None,
     logdir: str | None = None,
     log: Callable[[str], None] = print,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Meta-trains ``rule`` on ``problem``, resuming from ``save_path`` if it holds a run.
 
-    Returns a summary: epochs done, best validation score and epoch, skipped updates,
-    reset optimizees, wall time.
+    With a ``strategy`` (``rule`` created in its scope), each epoch is a meta-batch of one
+    run per replica (run ``epoch * replicas + replica``; ``DistributedMetaTrainer``); only
+    the chief writes to ``save_path`` and validates. Returns a summary: epochs done, best
+    validation score and epoch, skipped updates, reset optimizees, wall time.
     """
-    check_run_config(save_path, run_config or {})
-    trainer = MetaTrainer(rule, problem, meta_config)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
-    best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
-    resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
-    state = tf.train.Checkpoint(
-        rule=rule,
-        meta_optimizer=trainer.meta_optimizer,
-        epoch=epoch,
-        best_score=best_score,
-        best_epoch=best_epoch,
-        resets=resets,
-        skipped_updates=trainer.skipped_updates,
-    )
-    manager = tf.train.CheckpointManager(state, os.path.join(save_path, "train"), max_to_keep=2)
-    best_dir = os.path.join(save_path, "best")
-    restored = _resume(state, save_path, best_dir, log)
-    if restored:
-        log(f"resumed from {restored}: epoch {int(epoch)}, best validation {float(best_score):.5g} at epoch {int(best_epoch)}")
-    writer = tf.summary.create_file_writer(logdir or os.path.join(save_path, "logs"))
-    validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
-    validation_seeds = seeds.validation_seeds(options.validation_runs)
-
-    def validate() -> None:
-        score = validation_score(validator, validation_seeds, meta_config)
-        with writer.as_default(step=int(epoch)):
-            tf.summary.scalar("validation_loss", score)
-        improved = score < float(best_score)
-        if improved:
-            best_score.assign(score)
-            best_epoch.assign(int(epoch))
-            checkpoints.save_rule(
-                rule, best_dir, {"epoch": int(epoch), "validation_loss": score, "run_config": run_config}
-            )
-        log(f"  validation at epoch {int(epoch)}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
-
-    if int(epoch) == 0 and not os.path.isdir(best_dir):
-        validate()  # the untrained rule is the first candidate
-    start, window_losses, window_norms, window_steps = time.time(), [], [], 0
-    window_start = time.time()
-    while int(epoch) < options.num_epochs:
-        run_seed = seeds.training_seed(int(epoch), options.seed)
-        first_loss = None
-        diverged = False
-        for result in trainer.unrolls(run_seed):
-            step_losses = result["step_losses"].numpy()
-            first_loss = step_losses[0] if first_loss is None else first_loss
-            window_losses.append(float(result["meta_loss"]))
-            window_norms.append(float(result["meta_gradient_norm"]))
-            window_steps += meta_config.unroll_length
-            limit = options.divergence_factor * max(abs(float(first_loss)), 1e-8)
-            if not np.all(np.isfinite(step_losses)) or np.max(step_losses) > limit:
-                diverged = True
-                break
-        if diverged:
-            resets.assign_add(1)
-        epoch.assign_add(1)
-        with writer.as_default(step=int(epoch)):
-            tf.summary.scalar("meta_loss", window_losses[-1])
-            tf.summary.scalar("meta_gradient_norm", window_norms[-1])
-        if int(epoch) % options.log_every == 0 or int(epoch) == options.num_epochs:
-            rate = window_steps / max(time.time() - window_start, 1e-9)
-            log(
-                f"epoch {int(epoch)}/{options.num_epochs}  meta-loss {np.mean(window_losses):.5g}"
-                f"  |meta-grad| {np.mean(window_norms):.3g}  {rate:.1f} optimizee steps/s"
-                f"  skipped {int(trainer.skipped_updates)}  resets {int(resets)}"
-            )
-            window_losses, window_norms, window_steps = [], [], 0
-            window_start = time.time()
-        if int(epoch) % options.validation_every == 0 or int(epoch) == options.num_epochs:
-            validate()
-        if int(epoch) % options.checkpoint_every == 0 or int(epoch) == options.num_epochs:
-            manager.save(checkpoint_number=int(epoch))
-    writer.flush()
+    chief = distributed.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    run_config = {**(run_config or {}), "num_replicas": replicas}
+    if chief:
+        check_run_config(save_path, run_config)
+    trainer = _make_trainer(rule, problem, meta_config, strategy)
+    state = _TrainingState(rule, trainer, save_path, chief)
+    try:
+        state.restore(strategy, os.path.join(save_path, "best"), log)
+        writer = tf.summary.create_file_writer(logdir or os.path.join(save_path, "logs")) if chief else None
+        validate = _Validator(rule, problem, meta_config, options, save_path, run_config, state, writer, log) if chief else None
+        if validate is not None and int(state.epoch) == 0 and not os.path.isdir(validate.best_dir):
+            validate()  # the untrained rule is the first candidate
+        start = time.time()
+        _training_loop(trainer, options, meta_config, state, writer, validate, replicas, log)
+    finally:
+        state.close()
     return {
-        "epochs": int(epoch),
-        "best_validation_loss": float(best_score),
-        "best_epoch": int(best_epoch),
-        "skipped_updates": int(trainer.skipped_updates),
-        "reset_runs": int(resets),
+        "epochs": int(state.epoch),
+        "best_validation_loss": float(state.best_score),
+        "best_epoch": int(state.best_epoch),
+        "skipped_updates": int(trainer.skipped_updates.numpy()),
+        "reset_runs": int(state.resets),
         "wall_seconds": time.time() - start,
+        "num_replicas": replicas,
+        "rule_sha256": rule_fingerprint(rule),
+        **({"seconds": dict(trainer.timings)} if strategy is not None else {}),
     }
 
+
+class _Validator:
+    """Scores the rule on the validation runs, logs it and keeps the best rule (chief only)."""
+
+    def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, options: TrainingOptions,
+                 save_path: str, run_config: dict[str, Any], state: _TrainingState, writer: Any,
+                 log: Callable[[str], None]):
+        self.rule, self.meta_config, self.run_config = rule, meta_config, run_config
+        self.state, self.writer, self.log = state, writer, log
+        self.runner = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
+        self.seeds = seeds.validation_seeds(options.validation_runs)
+        self.best_dir = os.path.join(save_path, "best")
+
+    def __call__(self) -> None:
+        state, epoch = self.state, int(self.state.epoch)
+        score = validation_score(self.runner, self.seeds, self.meta_config)
+        with self.writer.as_default(step=epoch):
+            tf.summary.scalar("validation_loss", score)
+        improved = score < float(state.best_score)
+        if improved:
+            state.best_score.assign(score)
+            state.best_epoch.assign(epoch)
+            checkpoints.save_rule(
+                self.rule, self.best_dir, {"epoch": epoch, "validation_loss": score, "run_config": self.run_config}
+            )
+        self.log(f"  validation at epoch {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
+
+
+def _communication_share(before: dict[str, float], after: dict[str, float]) -> str:
+    """The all-reduce's share of the time in the trainer's phases since ``before``
+    (it includes waiting for the slowest replica)."""
+    spent = {phase: after[phase] - before.get(phase, 0.0) for phase in after}
+    return f"all-reduce {spent['all_reduce'] / max(sum(spent.values()), 1e-9):.1%} of the step"
+
+
+def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConfig, state: _TrainingState,
+                   writer: Any, validate: Callable[[], None] | None, replicas: int,
+                   log: Callable[[str], None]) -> None:
+    """Epochs until ``options.num_epochs``: train, summarise, log, validate, checkpoint."""
+    window_losses, window_norms, window_steps, window_start = [], [], 0, time.time()
+    window_timings = dict(getattr(trainer, "timings", {}))
+    while int(state.epoch) < options.num_epochs:
+        run_seeds = [seeds.training_seed(int(state.epoch) * replicas + r, options.seed) for r in range(replicas)]
+        results, diverged = _train_one_epoch(trainer, run_seeds, options.divergence_factor)
+        window_losses += [float(r["meta_loss"]) for r in results]
+        window_norms += [float(r["meta_gradient_norm"]) for r in results]
+        window_steps += len(results) * meta_config.unroll_length * replicas
+        if diverged:
+            state.resets.assign_add(1)
+        state.epoch.assign_add(1)
+        epoch = int(state.epoch)
+        if writer is not None:
+            with writer.as_default(step=epoch):
+                tf.summary.scalar("meta_loss", window_losses[-1])
+                tf.summary.scalar("meta_gradient_norm", window_norms[-1])
+        if epoch % options.log_every == 0 or epoch == options.num_epochs:
+            rate = window_steps / max(time.time() - window_start, 1e-9)
+            runs = ""
+            if "local_seeds" in results[-1]:
+                runs = f"  {_communication_share(window_timings, trainer.timings)}  this worker's runs {results[-1]['local_seeds']}"
+                window_timings = dict(trainer.timings)
+            log(
+                f"epoch {epoch}/{options.num_epochs}  meta-loss {np.mean(window_losses):.5g}"
+                f"  |meta-grad| {np.mean(window_norms):.3g}  {rate:.1f} optimizee steps/s"
+                f"  skipped {int(trainer.skipped_updates.numpy())}  resets {int(state.resets)}{runs}"
+            )
+            window_losses, window_norms, window_steps, window_start = [], [], 0, time.time()
+        if validate is not None and (epoch % options.validation_every == 0 or epoch == options.num_epochs):
+            validate()
+        if epoch % options.checkpoint_every == 0 or epoch == options.num_epochs:
+            state.save()
+    if writer is not None:
+        writer.flush()
