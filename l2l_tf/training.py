@@ -39,15 +39,9 @@ from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.meta import MetaConfig, MetaTrainer
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.run_config import RunConfig, RunConfigError
 
 RUN_CONFIG_FILE = "run_config.json"
-# Settings added after runs were first written, with the value older runs implicitly used.
-IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss", "momentum_decays": [],
-                     "meta_gradient_accumulation": 1, "num_replicas": 1, "distribution": "none"}
-# Keys of the run config that may change when resuming (more epochs, logging, XLA on/off,
-# recomputation, coordinate shards: none of them changes what is computed).
-RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command",
-                  "recompute_segment", "coordinate_shards", "distribution"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +96,9 @@ def restore_newest_readable(state: tf.train.Checkpoint, directory: str, log: Cal
     return None
 
 
-def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
-    """Writes ``run_config`` on a new save_path; on an existing one, refuses changed settings."""
+def check_run_config(save_path: str, run_config: RunConfig) -> None:
+    """Writes ``run_config`` on a new save_path; on an existing one, refuses a changed
+    ``Computation`` (its ``Schedule`` may change)."""
     path = os.path.join(save_path, RUN_CONFIG_FILE)
     if os.path.isfile(path):
         try:
@@ -112,12 +107,11 @@ def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
             raise IncompatibleResumeError(f"{error}. Restore it, or delete it to resume with the flags given now") from error
         if not isinstance(stored, dict):
             raise IncompatibleResumeError(f"{path}: not a JSON object. Restore it, or delete it to resume with the flags given now")
-        previous = {**IMPLICIT_DEFAULTS, **stored}
-        changed = {
-            k: (previous.get(k), run_config.get(k))
-            for k in set(previous) | set(run_config)
-            if k not in RESUMABLE_KEYS and previous.get(k) != run_config.get(k)
-        }
+        try:
+            previous = RunConfig.from_dict(stored)
+        except RunConfigError as error:
+            raise IncompatibleResumeError(f"{path}: {error}. Restore it, or delete it to resume with the flags given now") from error
+        changed = previous.computation.differences(run_config.computation)
         if changed:
             details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
             raise IncompatibleResumeError(
@@ -127,7 +121,7 @@ def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
     os.makedirs(save_path, exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(run_config, f, indent=1, sort_keys=True)
+        json.dump(run_config.to_dict(), f, indent=1, sort_keys=True)
     os.replace(tmp, path)
 
 
@@ -236,7 +230,7 @@ def meta_train(
     meta_config: MetaConfig,
     options: TrainingOptions,
     save_path: str,
-    run_config: dict[str, Any] | None = None,
+    run_config: RunConfig | dict[str, Any] | None = None,
     logdir: str | None = None,
     log: Callable[[str], None] = print,
     strategy: tf.distribute.Strategy | None = None,
@@ -246,11 +240,16 @@ def meta_train(
     With a ``strategy`` (``rule`` created in its scope), each epoch is a meta-batch of one
     run per replica (run ``epoch * replicas + replica``; ``DistributedMetaTrainer``); only
     the chief writes to ``save_path`` and validates. Returns a summary: epochs done, best
-    validation score and epoch, skipped updates, reset optimizees, wall time.
+    validation score and epoch, skipped updates, reset optimizees, wall time. ``run_config``
+    (a ``RunConfig``, or its ``to_dict`` object) is stored with the run and its best rule.
     """
     chief = distributed.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    run_config = {**(run_config or {}), "num_replicas": replicas}
+    if not isinstance(run_config, RunConfig):
+        run_config = RunConfig.from_dict(run_config or {})
+    run_config = dataclasses.replace(
+        run_config, computation=dataclasses.replace(run_config.computation, num_replicas=replicas)
+    )
     if chief:
         check_run_config(save_path, run_config)
     trainer = _make_trainer(rule, problem, meta_config, strategy)
@@ -282,7 +281,7 @@ class _Validator:
     """Scores the rule on the validation runs, logs it and keeps the best rule (chief only)."""
 
     def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, options: TrainingOptions,
-                 save_path: str, run_config: dict[str, Any], state: _TrainingState, writer: Any,
+                 save_path: str, run_config: RunConfig, state: _TrainingState, writer: Any,
                  log: Callable[[str], None]):
         self.rule, self.meta_config, self.run_config = rule, meta_config, run_config
         self.state, self.writer, self.log = state, writer, log
@@ -300,7 +299,7 @@ class _Validator:
             state.best_score.assign(score)
             state.best_epoch.assign(epoch)
             checkpoints.save_rule(
-                self.rule, self.best_dir, {"epoch": epoch, "validation_loss": score, "run_config": self.run_config}
+                self.rule, self.best_dir, {"epoch": epoch, "validation_loss": score, "run_config": self.run_config.to_dict()}
             )
         self.log(f"  validation at epoch {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
 

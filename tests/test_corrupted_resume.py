@@ -12,7 +12,6 @@ from l2l_tf.meta import MetaConfig
 from l2l_tf.problems import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.training import (
-    IMPLICIT_DEFAULTS,
     IncompatibleResumeError,
     TrainingOptions,
     meta_train,
@@ -26,7 +25,7 @@ def _train(save_path, epochs):
     summary = meta_train(
         CoordinatewiseLSTM(RuleConfig(hidden_size=4), seed=0), Quadratic(dims=3, batch_size=2),
         MetaConfig(num_steps=4, unroll_length=2), TrainingOptions(num_epochs=epochs, **OPTIONS), str(save_path),
-        {"problem": "quadratic", **IMPLICIT_DEFAULTS}, log=lines.append,
+        {"problem": "quadratic"}, log=lines.append,
     )
     return summary, lines
 

@@ -27,6 +27,7 @@ from absl import app, flags
 from l2l_tf import distributed, export, preprocess, sharding
 from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
+from l2l_tf.run_config import RunConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 from train import common
 
@@ -110,6 +111,8 @@ flags.mark_flag_as_required("save_path")
 
 FLAGS = flags.FLAGS
 # Settings whose flag was renamed: run_config.json and MetaConfig keep the first name.
+# Every other setting (RuleConfig, MetaConfig, TrainingOptions, RunConfig fields) is the flag
+# of its own name.
 FLAG_OF_SETTING = {"init_from": "init_optimizer", "coordinate_shards": "coordinate_blocks"}
 
 
@@ -118,16 +121,11 @@ def flag_value(setting: str):
     return FLAGS[FLAG_OF_SETTING.get(setting, setting)].value
 
 
-def run_config() -> dict:
-    """The flags that define this run (stored with checkpoints and exported rules)."""
-    names = [
-        "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
-        "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
-        "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
-        "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
-        "coordinate_shards", "distribution",
-    ]
-    return {name: flag_value(name) for name in names}
+def run_config(problem_description: dict) -> RunConfig:
+    """The run's settings (stored with checkpoints and exported rules), from the flags by
+    field name; ``num_replicas`` is set by the training loop."""
+    command = "python -m train.meta_train " + " ".join(sys.argv[1:])
+    return RunConfig.from_settings(flag_value, num_replicas=1, command=command, problem_description=problem_description)
 
 
 def rule_config_from_flags() -> RuleConfig:
@@ -136,11 +134,9 @@ def rule_config_from_flags() -> RuleConfig:
         decays = tuple(float(b) for b in FLAGS.momentum_decays)
     except ValueError:
         common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
+    values = {field.name: flag_value(field.name) for field in dataclasses.fields(RuleConfig)}
     try:
-        return RuleConfig(
-            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
-            FLAGS.output_scale, decays,
-        )
+        return RuleConfig(**{**values, "momentum_decays": decays})
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
         raise  # unreachable
@@ -168,8 +164,7 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
     options = TrainingOptions(
-        FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
-        FLAGS.log_every, FLAGS.seed,
+        **{field.name: flag_value(field.name) for field in dataclasses.fields(TrainingOptions) if field.name in FLAGS}
     )
     return rule_config, meta_config, options
 
@@ -217,8 +212,7 @@ def main(argv: list[str]) -> None:
         + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
         flush=True,
     )
-    command = "python -m train.meta_train " + " ".join(sys.argv[1:])
-    config = {**run_config(), "problem_description": problem.describe(), "command": command}
+    config = run_config(problem.describe())
     try:
         summary = meta_train(
             rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
