@@ -87,7 +87,7 @@ def read_rule_metadata(directory: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{directory!r} holds no l2l_tf rule checkpoint (no {RULE_CONFIG_FILE}); pass the"
-            " directory that meta_train wrote with --save_path (its 'best' folder) or its parent"
+            " folder of a meta-training run (its save_path) or its 'best' folder"
         )
     try:
         metadata = read_json(path, "rule config")
@@ -99,7 +99,7 @@ def read_rule_metadata(directory: str) -> dict[str, Any]:
 
 
 def resolve_rule_dir(path: str) -> str:
-    """Accepts a rule directory or a meta_train ``--save_path`` (whose ``best`` it uses)."""
+    """Accepts a rule directory or a meta-training run folder (whose ``best`` it uses)."""
     if os.path.isfile(os.path.join(path, RULE_CONFIG_FILE)):
         return path
     best = os.path.join(path, "best")
@@ -109,12 +109,12 @@ def resolve_rule_dir(path: str) -> str:
         return best
     raise FileNotFoundError(
         f"no trained rule at {path!r}: expected {RULE_CONFIG_FILE} there or in {path}/best"
-        " (run train.meta_train --save_path=... first)"
+        " (meta-train a rule into that folder first)"
     )
 
 
 def load_rule(path: str) -> CoordinatewiseLSTM:
-    """Restores a rule saved by ``save_rule`` (or a meta_train ``--save_path``)."""
+    """Restores a rule saved by ``save_rule`` (or the best rule of a meta-training run folder)."""
     directory = resolve_rule_dir(path)
     metadata = read_rule_metadata(directory)
     try:

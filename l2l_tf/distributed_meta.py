@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import distributed
-from l2l_tf.meta import MetaConfig, MetaTrainer, all_finite
+from l2l_tf.meta import MetaConfig, MetaTrainer, UnrollResult, all_finite
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
 
@@ -94,7 +94,7 @@ class DistributedMetaTrainer:
         """This worker's first replica's component of a distributed value."""
         return self.strategy.experimental_local_results(value)[0]
 
-    def unrolls(self, seeds: Sequence[int]) -> Iterator[dict[str, Any]]:
+    def unrolls(self, seeds: Sequence[int]) -> Iterator[UnrollResult]:
         """Meta-trains over optimizee run ``seeds[r]`` on replica ``r``, yielding each unroll's
         result: ``meta_loss`` (mean over replicas), ``step_losses`` ``[R, T]``,
         ``meta_gradient_norm``, ``applied``, ``local_seeds`` (this worker's runs)."""
@@ -119,10 +119,10 @@ class DistributedMetaTrainer:
                 self._timed("apply", self._apply, mean_grads)
             else:
                 self.skipped_updates.assign_add(1)
-            yield {
-                "meta_loss": float(np.mean(self._local(meta_losses).numpy())),
-                "step_losses": self._local(all_step_losses),
-                "meta_gradient_norm": float(self._local(norm)),
-                "applied": applied,
-                "local_seeds": [seeds[r] for r in self.local_replicas],
-            }
+            yield UnrollResult(
+                meta_loss=float(np.mean(self._local(meta_losses).numpy())),
+                step_losses=self._local(all_step_losses),
+                meta_gradient_norm=float(self._local(norm)),
+                applied=applied,
+                local_seeds=tuple(seeds[r] for r in self.local_replicas),
+            )

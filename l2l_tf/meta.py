@@ -235,6 +235,25 @@ def all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
+@dataclasses.dataclass(frozen=True)
+class UnrollResult:
+    """One truncated-BPTT unroll's outcome, as the meta-trainers yield it.
+
+    ``meta_loss`` (scalar), ``step_losses`` (``[T]``; ``[replicas, T]`` when distributed),
+    ``meta_gradient_norm``, ``applied`` (``False``: the update was skipped as non-finite);
+    on one device the optimizee ``params`` and rule ``state`` after the unroll; when
+    distributed, ``local_seeds``, the runs of this worker's replicas.
+    """
+
+    meta_loss: Any
+    step_losses: Any
+    meta_gradient_norm: Any
+    applied: Any
+    params: tf.Tensor | None = None
+    state: tf.Tensor | None = None
+    local_seeds: tuple[int, ...] = ()
+
+
 class MetaTrainer:
     """Meta-trains ``rule`` on ``problem`` with truncated BPTT and Adam.
 
@@ -332,8 +351,8 @@ class MetaTrainer:
         dataset = dataset.batch(self.config.unroll_length, drop_remainder=True).prefetch(2)
         return iter(dataset.take(self.config.unrolls_per_run))
 
-    def unrolls(self, seed: int) -> Iterator[dict[str, Any]]:
-        """Meta-trains over optimizee run ``seed``, yielding each unroll's result.
+    def unrolls(self, seed: int) -> Iterator[UnrollResult]:
+        """Meta-trains over optimizee run ``seed``, yielding each unroll's ``UnrollResult``.
 
         Optimizee parameters and rule states carry over between unrolls as constants.
         """
@@ -343,6 +362,6 @@ class MetaTrainer:
         length = self.config.unroll_length
         for index, batches in enumerate(self.run_batches(seed)):
             unroll_weights = weights[index * length + 1 : (index + 1) * length + 1]
-            result = self.train_unroll(params, state, batches, tf.constant(unroll_weights))
-            params, state = result["params"], result["state"]
+            result = UnrollResult(**self.train_unroll(params, state, batches, tf.constant(unroll_weights)))
+            params, state = result.params, result.state
             yield result

@@ -36,7 +36,7 @@ from l2l_tf import checkpoints, distributed, seeds
 from l2l_tf.distributed_meta import DistributedMetaTrainer
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.json_files import JsonFileError, read_json
-from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.meta import MetaConfig, MetaTrainer, UnrollResult
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.run_config import RunConfig, RunConfigError
@@ -198,7 +198,7 @@ def _make_trainer(
 
 def _train_one_epoch(
     trainer: MetaTrainer | DistributedMetaTrainer, run_seeds: list[int], divergence_factor: float
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[UnrollResult], bool]:
     """The unrolls of one run per replica; stops early (diverged) when any replica's
     optimizee loss is non-finite or grows ``divergence_factor`` times its first value."""
     if isinstance(trainer, MetaTrainer):
@@ -208,7 +208,7 @@ def _train_one_epoch(
     results, first_losses = [], None
     for result in unrolls:
         results.append(result)
-        step_losses = np.atleast_2d(np.asarray(result["step_losses"]))  # [replicas, steps]
+        step_losses = np.atleast_2d(np.asarray(result.step_losses))  # [replicas, steps]
         first_losses = step_losses[:, 0] if first_losses is None else first_losses
         limit = divergence_factor * np.maximum(np.abs(first_losses), 1e-8)
         if not np.all(np.isfinite(step_losses)) or np.any(step_losses.max(axis=1) > limit):
@@ -320,8 +320,8 @@ def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConf
     while int(state.epoch) < options.num_epochs:
         run_seeds = [seeds.training_seed(int(state.epoch) * replicas + r, options.seed) for r in range(replicas)]
         results, diverged = _train_one_epoch(trainer, run_seeds, options.divergence_factor)
-        window_losses += [float(r["meta_loss"]) for r in results]
-        window_norms += [float(r["meta_gradient_norm"]) for r in results]
+        window_losses += [float(r.meta_loss) for r in results]
+        window_norms += [float(r.meta_gradient_norm) for r in results]
         window_steps += len(results) * meta_config.unroll_length * replicas
         if diverged:
             state.resets.assign_add(1)
@@ -334,8 +334,8 @@ def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConf
         if epoch % options.log_every == 0 or epoch == options.num_epochs:
             rate = window_steps / max(time.time() - window_start, 1e-9)
             runs = ""
-            if "local_seeds" in results[-1]:
-                runs = f"  {_communication_share(window_timings, trainer.timings)}  this worker's runs {results[-1]['local_seeds']}"
+            if results[-1].local_seeds:
+                runs = f"  {_communication_share(window_timings, trainer.timings)}  this worker's runs {list(results[-1].local_seeds)}"
                 window_timings = dict(trainer.timings)
             log(
                 f"epoch {epoch}/{options.num_epochs}  meta-loss {np.mean(window_losses):.5g}"

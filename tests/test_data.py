@@ -69,9 +69,9 @@ def test_fuzzed_files_give_an_array_or_a_clear_error(tmp_path, payload, prefix):
 
 
 def test_missing_files_and_offline_tfds_name_the_offline_option(tmp_path, monkeypatch):
-    with pytest.raises(data.DataUnavailableError, match="--data_dir"):
+    with pytest.raises(data.DataUnavailableError, match="IDX data_dir must be a folder"):
         data.load_split("train", data.IDX, str(tmp_path))
-    with pytest.raises(data.DataUnavailableError, match="needs --data_dir"):
+    with pytest.raises(data.DataUnavailableError, match="source 'idx' needs a data_dir"):
         data.load_split("train", data.IDX, None)
     import tensorflow_datasets as tfds
 
@@ -79,7 +79,7 @@ def test_missing_files_and_offline_tfds_name_the_offline_option(tmp_path, monkey
         raise ConnectionError("Failed to establish a new connection: network unreachable")
 
     monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(data.DataUnavailableError, match="--data_source=idx --data_dir"):
+    with pytest.raises(data.DataUnavailableError, match="source 'idx' with a data_dir"):
         data.load_split("train", data.TFDS, None)
 
 

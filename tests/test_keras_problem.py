@@ -62,8 +62,8 @@ def test_tiny_end_to_end_meta_training_on_mnist(small_mnist):
     trainer = MetaTrainer(rule, problem, MetaConfig(num_steps=10, unroll_length=5, meta_learning_rate=1e-2))
     before = [v.numpy().copy() for v in rule.trainable_variables]
     results = [r for i in range(3) for r in trainer.unrolls(seeds.training_seed(i))]
-    assert len(results) == 6 and all(bool(r["applied"]) for r in results)
-    assert all(np.isfinite(float(r["meta_loss"])) for r in results)
+    assert len(results) == 6 and all(bool(r.applied) for r in results)
+    assert all(np.isfinite(float(r.meta_loss)) for r in results)
     assert any(np.any(a != b.numpy()) for a, b in zip(before, rule.trainable_variables))
-    metrics = problem.metrics(problem.unflatten(results[-1]["params"]), 0)
+    metrics = problem.metrics(problem.unflatten(results[-1].params), 0)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and np.isfinite(metrics["test_loss"])

@@ -95,7 +95,7 @@ def test_short_meta_training_reduces_validation_loss(jit_compile):
     validation = seeds.validation_seeds(4)
     before = validation_score(runner, validation)
     trainer = MetaTrainer(rule, problem, config)
-    meta_losses = [float(r["meta_loss"]) for i in range(25) for r in trainer.unrolls(seeds.training_seed(i))]
+    meta_losses = [float(r.meta_loss) for i in range(25) for r in trainer.unrolls(seeds.training_seed(i))]
     after = validation_score(runner, validation)
     assert after < 0.7 * before, (before, after)
     assert np.mean(meta_losses[-10:]) < np.mean(meta_losses[:10])

@@ -57,7 +57,7 @@ def build_problem() -> Problem:
     try:
         return make_problem(values.problem, values.data_source, values.data_dir)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
-        usage_error(str(error))
+        usage_error(f"--problem={values.problem} --data_source={values.data_source} --data_dir={values.data_dir}: {error}")
         raise  # unreachable
 
 

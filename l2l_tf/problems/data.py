@@ -48,7 +48,7 @@ def _find(data_dir: str, stem: str) -> str:
         if os.path.isfile(path):
             return path
     raise DataUnavailableError(
-        f"missing {stem}[.gz] in {data_dir!r}: point --data_dir at a folder holding the four"
+        f"missing {stem}[.gz] in {data_dir!r}: the IDX data_dir must be a folder holding the four"
         " standard MNIST IDX files"
     )
 
@@ -63,7 +63,7 @@ def load_idx_split(data_dir: str, split: str) -> Split:
     if tuple(shape[1:]) != IMAGE_SHAPE or not 1 <= shape[0] <= MAX_IMAGES:
         raise IdxFormatError(
             f"{images_path}: declares {shape[0]} images of {shape[1]}x{shape[2]} pixels; expected 1 to"
-            f" {MAX_IMAGES} MNIST images of 28x28. Point --data_dir at MNIST-format IDX files"
+            f" {MAX_IMAGES} MNIST images of 28x28. The IDX data_dir must hold MNIST-format IDX files"
         )
     images = read_idx(images_path, expected_ndim=3, max_elements=MAX_IMAGES * math.prod(IMAGE_SHAPE))
     labels = read_idx(labels_path, expected_ndim=1, max_elements=MAX_IMAGES)
@@ -83,8 +83,8 @@ def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split
     except Exception as error:  # TFDS raises many types for download/prepare failures
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
-            f" {str(error)[:200]}). Without network access, use local IDX files instead:"
-            " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+            f" {str(error)[:200]}). Without network access, read local IDX files instead:"
+            " source 'idx' with a data_dir holding them (e.g. ../shared/data/mnist-10k)"
         ) from error
     if not chunks:
         raise DataUnavailableError(f"TFDS dataset {name!r} split {split!r} is empty")
@@ -102,6 +102,6 @@ def load_split(
         return load_tfds_split(dataset, split, data_dir)
     if source == IDX:
         if not data_dir:
-            raise DataUnavailableError("--data_source=idx needs --data_dir=DIR with the IDX files")
+            raise DataUnavailableError("source 'idx' needs a data_dir: the folder of the four MNIST IDX files")
         return load_idx_split(data_dir, split)
     raise ValueError(f"unknown data source {source!r}; choose from {SOURCES}")
