@@ -194,4 +194,4 @@ def test_idx_images_of_the_wrong_size_or_count_are_refused_before_reading(tmp_pa
     _write_idx_pair(tmp_path / "idx", shape, body, shape[0])
     with pytest.raises(IdxFormatError, match=message) as error:
         data.load_idx_split(str(tmp_path / "idx"), "train")
-    assert "train-images-idx3-ubyte.gz" in str(error.value) and "--data_dir" in str(error.value)
+    assert "train-images-idx3-ubyte.gz" in str(error.value) and "IDX data_dir must hold MNIST-format IDX files" in str(error.value)
