@@ -1,6 +1,6 @@
 """``LearnedOptimizer``: a frozen learned rule as a ``keras.optimizers.Optimizer``.
 
-    model.compile(optimizer=LearnedOptimizer.load("saved_optimizers/mnist_lstm"), ...)
+    model.compile(optimizer=LearnedOptimizer.load("mnist_lstm_momentum"), ...)  # or a rule folder
 
 Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
@@ -41,7 +41,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import export, sharding
+from l2l_tf import catalog, export, sharding
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -85,8 +85,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     @classmethod
     def load(cls, path: str, allow_unsafe_ops: bool = False, **kwargs: Any) -> LearnedOptimizer:
-        """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``."""
-        return cls(export.load(path, allow_unsafe_ops=allow_unsafe_ops), **kwargs)
+        """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``,
+        or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...)."""
+        return cls(export.load(catalog.resolve(path), allow_unsafe_ops=allow_unsafe_ops), **kwargs)
 
     def build(self, variables: list) -> None:
         if self.built:

@@ -15,6 +15,8 @@ logging.set_verbosity(logging.WARNING)
 
 
 def define_problem_flags() -> None:
+    """Defines --problem, --data_source and --data_dir; the calling binary shows them in
+    --helpshort (``flags.adopt_module_key_flags``: absl lists only a main module's own flags)."""
     flags.DEFINE_enum("problem", "quadratic", PROBLEM_NAMES, "Optimizee family.")
     flags.DEFINE_enum(
         "data_source", TFDS, SOURCES,

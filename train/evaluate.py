@@ -37,6 +37,7 @@ from l2l_tf.evaluation import (
 from train import common
 
 common.define_problem_flags()
+flags.adopt_module_key_flags(common)
 flags.DEFINE_string("optimizer", None, "Exported rule (SavedModel folder) or meta_train --save_path.")
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)

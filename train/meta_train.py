@@ -24,6 +24,7 @@ from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 from train import common
 
 common.define_problem_flags()
+flags.adopt_module_key_flags(common)
 flags.DEFINE_string("save_path", None, "Output folder: best rule, training checkpoints, logs.")
 flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
 flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
