@@ -13,11 +13,11 @@ from l2l_tf import startup
 
 startup.import_tensorflow()  # before anything imports TensorFlow: its start-up lines filtered
 
-from l2l_tf import catalog, export  # noqa: E402
-from l2l_tf.meta import MetaConfig, MetaTrainer  # noqa: E402
-from l2l_tf.optimizer import LearnedOptimizer  # noqa: E402
-from l2l_tf.problems import KerasProblem, Problem, Quadratic, make_problem  # noqa: E402
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig  # noqa: E402
+from l2l_tf import catalog, export
+from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.optimizer import LearnedOptimizer
+from l2l_tf.problems import KerasProblem, Problem, Quadratic, make_problem
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 __version__ = "0.1.0"
 

@@ -39,10 +39,10 @@ def is_start_up_noise(line: str) -> bool:
 def import_tensorflow() -> None:
     """Imports TensorFlow and finds its devices with the start-up lines filtered out.
 
-    Does nothing special if TensorFlow is already imported, if the user set
+    Does nothing (TensorFlow then imports as usual, when first used) if TensorFlow is already imported, if the user set
     ``TF_CPP_MIN_LOG_LEVEL``, or if stderr has no file descriptor."""
     if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        import tensorflow  # noqa: F401
+        import tensorflow
         return
     try:
         stderr_fd = sys.stderr.fileno()

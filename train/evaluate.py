@@ -9,7 +9,7 @@ Each baseline's learning rate is grid-searched on --tuning_seeds runs, disjoint 
 loss at the last step (mean, std, median over runs), and writes the summaries, settings and
 tuning scores (results.json), the per-step curves (curves.npz, one array per optimizer; read
 them with l2l_tf.evaluation.read_curves), the table (results.md) and a log-scale plot
-(curves.png) to --output_dir.
+(curves.png) to --output_dir (default runs/evaluate/PROBLEM-TIME under the working folder).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 
 from absl import app, flags
 
-from l2l_tf import baselines, checkpoints, export, seeds
+from l2l_tf import baselines, catalog, checkpoints, export, seeds
 from l2l_tf.evaluation import (
     BaselineRunner,
     RuleRunner,
@@ -38,14 +38,19 @@ from train import common
 
 common.define_problem_flags()
 flags.adopt_module_key_flags(common)
-flags.DEFINE_string("optimizer", None, "Exported rule (SavedModel folder) or meta_train --save_path.")
+flags.DEFINE_string(
+    "optimizer", None, "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers)."
+)
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
 flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
 flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
 flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
-flags.DEFINE_string("output_dir", None, "Folder for results.json, curves.npz, results.md and curves.png.")
+flags.DEFINE_string(
+    "output_dir", None,
+    "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
+)
 flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel even if it uses ops a rule never needs (only for trusted files).")
 flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
 flags.mark_flag_as_required("optimizer")
@@ -53,10 +58,17 @@ FLAGS = flags.FLAGS
 
 
 def load_learned(path: str):
-    """A FrozenRule for a SavedModel folder, else the best rule of a training checkpoint."""
+    """A FrozenRule for a SavedModel folder or shipped rule name, else the best rule of a
+    training checkpoint."""
+    path = catalog.resolve(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return export.load(path, allow_unsafe_ops=FLAGS.allow_unsafe_ops)
     return checkpoints.load_rule(path)
+
+
+def default_output_dir(problem_name: str) -> str:
+    """``runs/evaluate/PROBLEM-YYYYmmdd-HHMMSS`` under the working folder (a new one each run)."""
+    return os.path.join("runs", "evaluate", f"{problem_name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def main(argv: list[str]) -> None:
@@ -71,6 +83,7 @@ def main(argv: list[str]) -> None:
         common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
     if any(not lr > 0 for lr in learning_rates):
         common.usage_error("--learning_rates must all be > 0")
+    output_dir = FLAGS.output_dir or default_output_dir(FLAGS.problem)
     try:
         rule = load_learned(FLAGS.optimizer)
     except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
@@ -97,25 +110,28 @@ def main(argv: list[str]) -> None:
         f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
     )
     print(header + "\n" + table, flush=True)
-    if FLAGS.output_dir:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
-        settings = {
-            "problem": problem.describe(),
-            "optimizer": FLAGS.optimizer,
-            "num_steps": FLAGS.num_steps,
-            "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
-            "tuning_seeds": [tuning[0], tuning[-1]],
-            "learning_rate_grid": learning_rates,
-            "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
-            "wall_seconds": time.time() - start,
-        }
-        write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {
-            "settings": settings, "tuning": tuning_record, "comparison": comparison})
-        with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
-            f.write(f"{header}\n\n```\n{table}\n```\n")
-        plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
-        print(f"wrote {FLAGS.output_dir}/results.json, curves.npz, results.md, curves.png")
+    settings = {
+        "problem": problem.describe(),
+        "optimizer": FLAGS.optimizer,
+        "num_steps": FLAGS.num_steps,
+        "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
+        "tuning_seeds": [tuning[0], tuning[-1]],
+        "learning_rate_grid": learning_rates,
+        "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
+        "wall_seconds": time.time() - start,
+    }
+    extras = {"settings": settings, "tuning": tuning_record, "comparison": comparison}
+    write_outputs(output_dir, results, extras, f"{header}\n\n```\n{table}\n```\n", f"{problem.name}, {FLAGS.num_seeds} runs")
 
+
+def write_outputs(output_dir: str, results: list, extras: dict, markdown: str, title: str) -> None:
+    """results.json (+ curves.npz), results.md and curves.png in ``output_dir``."""
+    os.makedirs(output_dir, exist_ok=True)
+    write_curves(results, os.path.join(output_dir, "results.json"), extras)
+    with open(os.path.join(output_dir, "results.md"), "w") as f:
+        f.write(markdown)
+    plot_curves(results, os.path.join(output_dir, "curves.png"), title)
+    print(f"wrote {output_dir}/results.json, curves.npz, results.md, curves.png")
 
 if __name__ == "__main__":
     app.run(main)

@@ -1,7 +1,7 @@
 """Trains a Keras model with model.fit, once with a learned optimizer and once with Adam.
 
 Example:
-  python -m train.fit_keras --optimizer=saved_optimizers/mnist_lstm \
+  python -m train.fit_keras --optimizer=mnist_lstm_momentum \
       --data_source=idx --data_dir=../shared/data/mnist-10k --epochs=5
 
 Prints the per-epoch training loss and the final test accuracy of both, side by side.
@@ -15,7 +15,9 @@ from absl import app, flags
 
 from train import common
 
-flags.DEFINE_string("optimizer", "saved_optimizers/mnist_lstm", "Exported learned optimizer (SavedModel folder).")
+flags.DEFINE_string(
+    "optimizer", "mnist_lstm", "Learned optimizer: a shipped rule's name (l2l-optimizers lists them) or an exported rule folder."
+)
 flags.DEFINE_float("adam_learning_rate", 1e-3, "Adam's learning rate (Keras default 0.001).", lower_bound=0.0)
 flags.DEFINE_integer("epochs", 5, "Epochs over the training split.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Minibatch size.", lower_bound=1)

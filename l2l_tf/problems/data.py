@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 
 import numpy as np
 
@@ -61,10 +62,40 @@ def load_idx_split(data_dir: str, split: str) -> Split:
     return Split(flat, labels.astype(np.int32))
 
 
+# Where TFDS downloads from; probed before a download so that offline runs fail at once.
+NETWORK_PROBE = ("storage.googleapis.com", 443)
+
+
+def network_available(address: tuple[str, int] = NETWORK_PROBE, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def require_tfds_data(name: str, data_dir: str | None = None) -> None:
+    """Fails fast (``DataUnavailableError`` naming ``--data_source=idx``) when ``name`` is
+    not prepared in ``data_dir`` and there is no network to download it (instead of minutes
+    of TFDS download retries)."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared() or network_available():
+        return
+    raise DataUnavailableError(
+        f"TFDS dataset {name!r} is not in {os.path.dirname(builder.data_dir)!r} and there is no network"
+        f" ({NETWORK_PROBE[0]} unreachable) to download it. Offline, use local IDX files instead:"
+        " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+    )
+
+
 def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split:
     """Loads a TFDS image-classification dataset split into memory."""
     import tensorflow_datasets as tfds
 
+    require_tfds_data(name, data_dir)
     try:
         dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
         chunks = list(tfds.as_numpy(dataset.batch(8192)))
