@@ -88,11 +88,11 @@ def test_wheel_console_scripts_point_at_main_functions(wheel):
 
 def test_import_is_quiet_unless_the_user_sets_tf_log_level():
     code = "import l2l_tf; print('ok')"
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=quiet_env(), timeout=300)
+    quiet = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=quiet_env(), timeout=300)
     assert quiet.returncode == 0 and quiet.stdout == "ok\n" and quiet.stderr == "", quiet.stderr
     # With the user's own level, l2l_tf filters nothing: the same lines as TensorFlow alone prints.
     plain = "import tensorflow; print('ok')"
-    runs = [subprocess.run([sys.executable, "-c", c], capture_output=True, text=True,
+    runs = [subprocess.run([sys.executable, "-c", c], check=False, capture_output=True, text=True,
                            env={**quiet_env(), "TF_CPP_MIN_LOG_LEVEL": "0"}, timeout=300) for c in (code, plain)]
     assert len(runs[0].stderr.splitlines()) == len(runs[1].stderr.splitlines())
 
@@ -111,7 +111,7 @@ def test_start_up_filter_keeps_other_lines():
 
 @pytest.mark.parametrize("binary", ["meta_train", "evaluate"])
 def test_helpshort_lists_problem_and_data_flags_and_starts_quiet(binary):
-    result = subprocess.run([sys.executable, "-m", f"train.{binary}", "--helpshort"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", f"train.{binary}", "--helpshort"], check=False, capture_output=True, text=True,
                             cwd=REPO, env=quiet_env(), timeout=300)
     for flag in ("--problem", "--data_source", "--data_dir"):
         assert f"  {flag}:" in result.stdout, flag
@@ -133,7 +133,7 @@ def test_offline_tfds_fails_at_once_naming_idx(monkeypatch, tmp_path):
 @pytest.mark.skipif(data.network_available(timeout=2.0), reason="this machine is online")
 def test_offline_binary_exits_with_the_idx_hint(tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.meta_train", "--problem=mnist", f"--data_dir={tmp_path}",
-                             f"--save_path={tmp_path / 'run'}", "--num_epochs=1"], capture_output=True, text=True,
+                             f"--save_path={tmp_path / 'run'}", "--num_epochs=1"], check=False, capture_output=True, text=True,
                             cwd=REPO, env=subprocess_env(), timeout=300)
     assert result.returncode == 2 and "--data_source=idx --data_dir=DIR" in result.stderr, result.stderr[-2000:]
 
@@ -142,7 +142,7 @@ def test_evaluate_writes_to_a_default_folder_and_takes_a_shipped_name(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "train.evaluate", "--problem=quadratic", "--optimizer=quadratic_lstm", "--num_steps=5",
          "--num_seeds=2", "--tuning_seeds=1", "--learning_rates=0.1", "--baselines=sgd", "--nojit_compile"],
-        capture_output=True, text=True, cwd=tmp_path, env=subprocess_env(), timeout=600)
+        check=False, capture_output=True, text=True, cwd=tmp_path, env=subprocess_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     written = glob.glob(str(tmp_path / "runs" / "evaluate" / "quadratic-*"))
     assert len(written) == 1 and f"wrote {os.path.relpath(written[0], tmp_path)}/results.json" in result.stdout

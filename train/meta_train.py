@@ -1,7 +1,7 @@
 """Meta-trains a coordinatewise LSTM optimizer with truncated BPTT.
 
 Example:
-  python -m train.meta_train --problem=quadratic --save_path=/tmp/quad --num_epochs=200
+  python -m train.meta_train --problem=quadratic --save_path=runs/quad --num_runs=200
 
 Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
 checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
@@ -33,7 +33,8 @@ flags.DEFINE_string(
     "Warm start: initial rule weights from this meta_train --save_path (its best rule) or rule"
     " folder, e.g. to continue with a lower --meta_learning_rate. Architecture flags must match.",
 )
-flags.DEFINE_integer("num_epochs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
+flags.DEFINE_integer("num_runs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
+flags.DEFINE_alias("num_epochs", "num_runs")  # the flag's first name; commands in experiments/ use it
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
 flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
@@ -94,13 +95,13 @@ FLAGS = flags.FLAGS
 def run_config() -> dict:
     """The flags that define this run (stored with checkpoints and exported rules)."""
     names = [
-        "problem", "data_source", "num_epochs", "num_steps", "unroll_length", "meta_learning_rate",
+        "problem", "data_source", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
         "coordinate_shards",
     ]
-    return {name: FLAGS[name].value for name in names}
+    return {"num_epochs": FLAGS.num_runs, **{name: FLAGS[name].value for name in names}}
 
 
 def main(argv: list[str]) -> None:
@@ -125,7 +126,7 @@ def main(argv: list[str]) -> None:
     if meta_config.coordinate_shards > 1:
         sharding.configure_cpu_threads(meta_config.coordinate_shards)
     options = TrainingOptions(
-        FLAGS.num_epochs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
+        FLAGS.num_runs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
     )
     problem = common.build_problem()
@@ -146,7 +147,7 @@ def main(argv: list[str]) -> None:
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
-        f" ({problem.num_coordinates} coordinates), {FLAGS.num_epochs} runs of {FLAGS.num_steps} steps",
+        f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps",
         flush=True,
     )
     command = "python -m train.meta_train " + " ".join(sys.argv[1:])
