@@ -1,0 +1,79 @@
+"""Prints the benchmark figures README.md quotes, from the JSON the benchmarks wrote.
+
+    python -m benchmarks.doc_numbers
+
+Every line printed appears verbatim in README.md (``tests/test_repository.py`` checks it),
+so the docs cannot drift from the measurements: re-run the benchmarks, then this, and
+paste what changed.
+
+- cost of a LearnedOptimizer step against Adam: ``benchmarks/results_keras.json``
+  (``python -m benchmarks.run --sections=keras --output=benchmarks/results_keras.json``);
+- memory of one meta-training unroll with and without ``--recompute_segment``:
+  ``benchmarks/results.json`` (``--sections=memory``);
+- optimizer state per parameter of each shipped rule: its metadata (``state_size``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODEL_NAMES = {
+    "mnist mlp": "MNIST MLP 784-20-10, sigmoid",
+    "conv net": "conv net (2 x conv 5x5 16 ch, max-pool, FC 32, 10)",
+    "wide mlp": "wide MLP 784-256-256-10, ReLU",
+}
+
+
+def _read(name: str) -> dict:
+    with open(os.path.join(HERE, name)) as f:
+        return json.load(f)
+
+
+def cost_table() -> list[str]:
+    """Step time and optimizer bytes per parameter, LearnedOptimizer against Adam."""
+    lines = [
+        "| model | parameters | Adam ms/step | LearnedOptimizer ms/step | ratio | optimizer bytes/param (Adam / learned) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in _read("results_keras.json")["keras"]:
+        lines.append(
+            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['trainable_parameters']:,}"
+            f" | {row['seconds_per_step_adam'] * 1e3:.2f} | {row['seconds_per_step_learned'] * 1e3:.2f}"
+            f" | {row['ratio_learned_over_adam']:.2f}x | {row['optimizer_bytes_per_parameter_adam']:.0f}"
+            f" / {row['optimizer_bytes_per_parameter_learned']:.0f} |"
+        )
+    return lines
+
+
+def memory_sentence() -> str:
+    """Peak memory of 100- and 200-step MNIST unrolls, storing everything vs recomputing."""
+    rows = {(r["unroll_length"], r["recompute_segment"]): r["peak_unroll_mib"] for r in _read("results.json")["unroll_memory"]}
+    return (
+        f"a 100-step MNIST unroll needs {rows[100, 10]:.0f} MiB instead of {rows[100, 0]:.0f} MiB,"
+        f" a 200-step one {rows[200, 10]:.0f} instead of {rows[200, 0]:.0f}"
+    )
+
+
+def state_table() -> list[str]:
+    """Optimizer state per parameter of each shipped rule (float32 and bfloat16 storage)."""
+    from l2l_tf import catalog
+
+    lines = ["| shipped rule | state floats/param | bytes/param (float32) | bytes/param (`state_dtype=\"bfloat16\"`) |",
+             "| --- | --- | --- | --- |"]
+    for entry in catalog.list_optimizers():
+        lines.append(f"| `{entry.name}` | {entry.state_size} | {4 * entry.state_size} | {2 * entry.state_size} |")
+    return lines
+
+
+def main() -> None:
+    print("\n".join(cost_table()))
+    print()
+    print(memory_sentence())
+    print()
+    print("\n".join(state_table()))
+
+
+if __name__ == "__main__":
+    main()
