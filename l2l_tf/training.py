@@ -31,7 +31,7 @@ from l2l_tf.rules import CoordinatewiseLSTM
 RUN_CONFIG_FILE = "run_config.json"
 # Settings added after runs were first written, with the value older runs implicitly used.
 IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss", "momentum_decays": [],
-                     "meta_gradient_accumulation": 1}
+                     "meta_gradient_accumulation": 1, "problem_fn": None}
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off,
 # recomputation, coordinate shards: none of them changes what is computed).
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command",

@@ -8,6 +8,7 @@ import sys
 from absl import flags, logging
 
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
+from l2l_tf.problems.custom import load_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
 
 # TensorFlow's Python INFO logs (checkpoint sharding etc.) would bury the progress lines.
@@ -24,6 +25,11 @@ def define_problem_flags() -> None:
         " (local IDX files in --data_dir).",
     )
     flags.DEFINE_string(
+        "problem_fn", None,
+        "Your own optimizee instead of --problem: MODULE:FUNCTION (importable from the working folder)"
+        " returning an l2l_tf Problem, e.g. l2l_tf.KerasProblem(build_model, (x, y)).",
+    )
+    flags.DEFINE_string(
         "data_dir", None,
         "With --data_source=idx: folder of the four MNIST IDX files (e.g."
         " ../shared/data/mnist-10k). With tfds: TFDS's data_dir.",
@@ -34,6 +40,8 @@ def build_problem() -> Problem:
     """The problem named by the flags; data problems exit with a usage error if unavailable."""
     values = flags.FLAGS
     try:
+        if values.problem_fn:
+            return load_problem(values.problem_fn)
         return make_problem(values.problem, values.data_source, values.data_dir)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
         usage_error(str(error))

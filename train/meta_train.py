@@ -95,7 +95,7 @@ FLAGS = flags.FLAGS
 def run_config() -> dict:
     """The flags that define this run (stored with checkpoints and exported rules)."""
     names = [
-        "problem", "data_source", "num_steps", "unroll_length", "meta_learning_rate",
+        "problem", "problem_fn", "data_source", "num_steps", "unroll_length", "meta_learning_rate",
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",

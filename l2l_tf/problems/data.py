@@ -38,6 +38,38 @@ class Split:
             )
 
 
+def as_split(data: object, name: str = "train") -> Split:
+    """``data`` as a ``Split``: a ``Split``, an ``(x, y)`` pair of arrays, or a finite
+    ``tf.data.Dataset`` of ``(x, y)`` elements (batched or not; read into memory once).
+
+    ``x`` keeps its shape (the model's input shape) as float32; ``y`` keeps its values."""
+    if isinstance(data, Split):
+        return data
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise TypeError(f"{name}: a tf.data.Dataset must yield (x, y) pairs, got elements {spec}")
+        if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(f"{name}: the tf.data.Dataset is infinite (.repeat()); pass a finite one")
+        batched = spec[0].shape.rank is not None and spec[1].shape.rank is not None and spec[1].shape.rank >= 1
+        pairs = list(data.as_numpy_iterator())
+        if not pairs:
+            raise ValueError(f"{name}: the tf.data.Dataset is empty")
+        join = np.concatenate if batched else np.stack
+        data = (join([p[0] for p in pairs]), join([p[1] for p in pairs]))
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
+        if x.ndim < 1 or y.ndim < 1:
+            raise ValueError(f"{name}: x and y need a first (example) axis, got shapes {x.shape} and {y.shape}")
+        return Split(x, y)
+    raise TypeError(
+        f"{name} must be (x, y) arrays, a tf.data.Dataset of (x, y) pairs, or an l2l_tf.problems.data.Split;"
+        f" got {type(data).__name__}"
+    )
+
+
 def _find(data_dir: str, stem: str) -> str:
     for candidate in (stem, stem + ".gz"):
         path = os.path.join(data_dir, candidate)

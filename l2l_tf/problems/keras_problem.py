@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf.problems.base import Batch, Problem, seed_pair
-from l2l_tf.problems.data import Split
+from l2l_tf.problems.data import Split, as_split
 
 
 class KerasProblem(Problem):
@@ -22,7 +22,8 @@ class KerasProblem(Problem):
 
     Args:
       model_fn: builds a fresh, *built* Keras model (Sequential or functional).
-      train, test: in-memory data splits.
+      train, test: the data: ``(x, y)`` arrays, a finite ``tf.data.Dataset`` of ``(x, y)``
+        (read into memory once), or a ``Split``; ``test`` is optional.
       loss_fn: ``loss_fn(labels, outputs) -> scalar``; default sparse cross-entropy on logits.
       batch_size: minibatch size (128 in the paper).
       init_stddev: if set, every weight starts from ``N(0, init_stddev^2)`` drawn from
@@ -33,14 +34,15 @@ class KerasProblem(Problem):
     def __init__(
         self,
         model_fn: Callable[[], keras.Model],
-        train: Split,
-        test: Split | None = None,
+        train: Split | tuple | tf.data.Dataset,
+        test: Split | tuple | tf.data.Dataset | None = None,
         loss_fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
         batch_size: int = 128,
         init_stddev: float | None = None,
         name: str = "keras",
         description: dict | None = None,
     ):
+        train, test = as_split(train, "train"), None if test is None else as_split(test, "test")
         self.model_fn = model_fn
         self.model = model_fn()
         if not self.model.built:
