@@ -57,18 +57,29 @@ def memory_sentence() -> str:
 
 
 def state_table() -> list[str]:
-    """Optimizer state per parameter of each shipped rule (float32 and bfloat16 storage)."""
+    """Each shipped rule: what it was meta-trained on, its horizon, what it is for, and its
+    optimizer state per parameter (float32 and bfloat16 storage), from its metadata."""
     from l2l_tf import catalog
 
-    lines = ["| shipped rule | state floats/param | bytes/param (float32) | bytes/param (`state_dtype=\"bfloat16\"`) |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| name | meta-trained on | horizon (steps per run) | for | state floats/param | bytes/param: float32 / bfloat16 |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for entry in catalog.list_optimizers():
-        lines.append(f"| `{entry.name}` | {entry.state_size} | {4 * entry.state_size} | {2 * entry.state_size} |")
+        lines.append(f"| `{entry.name}` | {entry.trained_on} | {entry.horizon} | {entry.purpose} | {entry.state_size}"
+                     f" | {4 * entry.state_size} / {2 * entry.state_size} |")
     return lines
+
+
+def no_xla_sentence() -> str:
+    """The wide MLP's step without XLA: one rule call against blocks of 16,384 coordinates."""
+    row = next(r for r in _read("results_keras.json")["keras"] if "seconds_per_step_learned_no_xla" in r)
+    return (f"{row['seconds_per_step_learned_no_xla'] * 1e3:.0f} ms per step without XLA,"
+            f" {row['seconds_per_step_learned_no_xla_chunked'] * 1e3:.0f} ms with `chunk_size=16384`")
 
 
 def main() -> None:
     print("\n".join(cost_table()))
+    print()
+    print(no_xla_sentence())
     print()
     print(memory_sentence())
     print()
