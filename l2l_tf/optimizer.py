@@ -45,6 +45,7 @@ from l2l_tf import catalog, export, sharding
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+RULE_WEIGHT_KEY = "rule_weight_"  # the rule's weights in the weights file, after Keras' variables
 STATE_DTYPES = ("float32", "bfloat16")
 
 
@@ -80,6 +81,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if not hasattr(rule, "step") or not hasattr(rule, "init_state"):
             raise TypeError(f"rule must be a CoordinatewiseLSTM or FrozenRule, got {type(rule).__name__}")
         self.rule = rule
+        self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
 
@@ -111,6 +113,12 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The rule on flat float32 gradients (in blocks of ``chunk_size``), with the
         non-finite policy applied."""
+        if self._rule_weights_pending:
+            raise ValueError(
+                "this LearnedOptimizer was made from a config without its rule's weights (they travel in the"
+                " model's weights file): load the model with keras.models.load_model, or make the optimizer"
+                " with LearnedOptimizer.load(NAME_OR_PATH) or LearnedOptimizer(rule, ...)"
+            )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.chunk_size)
         return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
 
@@ -141,28 +149,55 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self._backend_update_step([gradient], [variable], learning_rate)
 
     def get_config(self) -> dict[str, Any]:
+        """The settings and the rule's architecture (a few hundred bytes). The rule's weights
+        are not in the config: they travel with the optimizer's variables in the weights
+        file (``save_own_variables``), so ``model.save(".keras")`` and
+        ``keras.models.load_model`` round-trip them bit for bit."""
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["chunk_size"] = self.chunk_size
-        rule = self.rule
-        if isinstance(rule, export.FrozenRule):
-            rule_config, weights = rule.rule_config, rule.weights()
-        else:
-            rule_config, weights = rule.config, export.rule_weights(rule)
-        config["rule"] = {
-            "config": rule_config.to_dict(),
-            "weights": [w.numpy().tolist() for w in weights],
-        }
+        config["rule"] = {"config": self._rule_config().to_dict()}
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> LearnedOptimizer:
+        """The optimizer of ``config``. A config without rule weights (the compact form
+        ``get_config`` writes) gives an optimizer whose weights ``load_own_variables`` sets,
+        as ``keras.models.load_model`` does; configs of older ``.keras`` files hold the
+        weights inline and load whole."""
         config = dict(config)
         rule_spec = config.pop("rule")
-        rule = export.rule_from_weights(RuleConfig.from_dict(rule_spec["config"]), rule_spec["weights"])
+        rule_config = RuleConfig.from_dict(rule_spec["config"])
+        pending = "weights" not in rule_spec
+        rule = CoordinatewiseLSTM(rule_config) if pending else export.rule_from_weights(rule_config, rule_spec["weights"])
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
-        return cls(rule, **config)
+        optimizer = cls(rule, **config)
+        optimizer._rule_weights_pending = pending
+        return optimizer
+
+    def save_own_variables(self, store: Any) -> None:
+        """Keras' optimizer variables, then the rule's weights (``rule_weight_<i>``)."""
+        super().save_own_variables(store)
+        for index, weight in enumerate(self._rule_weight_values()):
+            store[f"{RULE_WEIGHT_KEY}{index}"] = weight
+
+    def load_own_variables(self, store: Any) -> None:
+        """Sets the rule's weights (checked against its architecture) and Keras' variables."""
+        keys = list(store.keys())
+        rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
+        if rule_keys:
+            self.rule = export.rule_from_weights(self._rule_config(), [store[k] for k in rule_keys])
+            self._rule_weights_pending = False
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
+
+    def _rule_config(self) -> RuleConfig:
+        return self.rule.rule_config if isinstance(self.rule, export.FrozenRule) else self.rule.config
+
+    def _rule_weight_values(self) -> list[Any]:
+        rule = self.rule
+        weights = rule.weights() if isinstance(rule, export.FrozenRule) else export.rule_weights(rule)
+        return [w.numpy() for w in weights]
 
 
 keras.saving.register_keras_serializable(package="l2l_tf")(LearnedOptimizer)
