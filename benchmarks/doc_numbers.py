@@ -10,7 +10,8 @@ paste what changed.
   (``python -m benchmarks.run --sections=keras --output=benchmarks/results_keras.json``);
 - memory of one meta-training unroll with and without ``--recompute_segment``:
   ``benchmarks/results.json`` (``--sections=memory``);
-- optimizer state per parameter of each shipped rule: its metadata (``state_size``).
+- optimizer state per parameter of each shipped rule: its metadata (``state_size``);
+- the ``learning_rate`` sweep: ``experiments/learning_rate_scale/results.json``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def no_xla_sentence() -> str:
             f" {row['seconds_per_step_learned_no_xla_chunked'] * 1e3:.0f} ms with `chunk_size=16384`")
 
 
+def learning_rate_table() -> list[str]:
+    """The learning_rate sweep (``experiments/learning_rate_scale``)."""
+    with open(os.path.join(os.path.dirname(HERE), "experiments", "learning_rate_scale", "results.json")) as f:
+        rows = json.load(f)["rows"]
+    lines = ["| optimizer | activation | training loss, epoch 3 (189 steps) | epoch 10 (630 steps) | test accuracy |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['optimizer']} | {r['activation']} | {r['loss_epoch_3']:.4f} | {r['loss_epoch_10']:.4f}"
+              f" | {r['test_accuracy']:.4f} |" for r in rows]
+    return lines
+
+
 def main() -> None:
     print("\n".join(cost_table()))
     print()
@@ -84,6 +96,8 @@ def main() -> None:
     print(memory_sentence())
     print()
     print("\n".join(state_table()))
+    print()
+    print("\n".join(learning_rate_table()))
 
 
 if __name__ == "__main__":
