@@ -148,3 +148,11 @@ def test_evaluate_writes_to_a_default_folder_and_takes_a_shipped_name(tmp_path):
     assert len(written) == 1 and f"wrote {os.path.relpath(written[0], tmp_path)}/results.json" in result.stdout
     for name in ("results.json", "curves.npz", "results.md", "curves.png"):
         assert os.path.isfile(os.path.join(written[0], name)), name
+
+
+def test_fit_keras_default_optimizer_is_found_outside_the_repository(tmp_path, mnist_data_dir):
+    result = subprocess.run([sys.executable, "-m", "train.fit_keras", "--data_source=idx", f"--data_dir={mnist_data_dir}",
+                             "--epochs=1"], check=False, capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy: learned" in result.stdout
