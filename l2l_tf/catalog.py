@@ -88,11 +88,12 @@ def list_optimizers() -> list[ShippedOptimizer]:
 
 
 def resolve(name_or_path: str) -> str:
-    """``name_or_path`` itself if it exists, else the folder of the shipped rule of that name.
+    """``name_or_path`` itself if it exists or is a path (the loader then says what is
+    missing), else the folder of the shipped rule of that name.
 
-    Raises ``FileNotFoundError`` naming the shipped rules if it is neither."""
+    Raises ``FileNotFoundError`` naming the shipped rules for an unknown bare name."""
     path = os.fspath(name_or_path)
-    if os.path.exists(path):
+    if os.path.exists(path) or os.sep in path or (os.altsep and os.altsep in path):
         return path
     if path in PURPOSES:
         return get(path).path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from typing import Any
 
 import numpy as np
 
@@ -107,30 +108,33 @@ def network_available(address: tuple[str, int] = NETWORK_PROBE, timeout: float =
     return True
 
 
-def require_tfds_data(name: str, data_dir: str | None = None) -> None:
-    """Fails fast (``DataUnavailableError`` naming ``--data_source=idx``) when ``name`` is
-    not prepared in ``data_dir`` and there is no network to download it (instead of minutes
-    of TFDS download retries)."""
+def _tfds_dataset(name: str, split: str, data_dir: str | None) -> Any:
+    """``tfds.load`` of data already prepared in ``data_dir``; only if it is not there,
+    a download, and offline a ``DataUnavailableError`` naming ``--data_source=idx`` at once
+    (instead of minutes of TFDS download retries)."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared() or network_available():
-        return
-    raise DataUnavailableError(
-        f"TFDS dataset {name!r} is not in {os.path.dirname(builder.data_dir)!r} and there is no network"
-        f" ({NETWORK_PROBE[0]} unreachable) to download it. Offline, use local IDX files instead:"
-        " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
-    )
+    try:
+        return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, download=False)
+    except Exception as error:  # not prepared here: TFDS raises AssertionError or its own errors
+        if not network_available():
+            raise DataUnavailableError(
+                f"TFDS dataset {name!r} is not prepared in {data_dir or 'the TFDS data folder'} and there is no"
+                f" network ({NETWORK_PROBE[0]} unreachable) to download it. Offline, use local IDX files instead:"
+                " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+            ) from error
+    return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
 
 
 def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split:
     """Loads a TFDS image-classification dataset split into memory."""
     import tensorflow_datasets as tfds
 
-    require_tfds_data(name, data_dir)
     try:
-        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+        dataset = _tfds_dataset(name, split, data_dir)
         chunks = list(tfds.as_numpy(dataset.batch(8192)))
+    except DataUnavailableError:
+        raise
     except Exception as error:  # TFDS raises many types for download/prepare failures
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
