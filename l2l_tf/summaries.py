@@ -60,7 +60,7 @@ def drop_after(logdir: str, run: int, num_steps: int) -> int:
     dropped = 0
     for path in sorted(glob.glob(os.path.join(glob.escape(logdir), "events.out.tfevents.*"))):
         kept, removed = [], 0
-        for record in tf.data.TFRecordDataset(path):
+        for record in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
             event = event_pb2.Event.FromString(record.numpy())
             if event.HasField("summary"):
                 values = [v for v in event.summary.value if event.step <= _limit(v.tag, run, num_steps)]
