@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import event_pb2
 
 OPTIMIZEE_LOSS = "optimizee/loss"  # the one tag whose step counts optimizee steps
@@ -60,8 +61,8 @@ def drop_after(logdir: str, run: int, num_steps: int) -> int:
     dropped = 0
     for path in sorted(glob.glob(os.path.join(glob.escape(logdir), "events.out.tfevents.*"))):
         kept, removed = [], 0
-        for record in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
-            event = event_pb2.Event.FromString(record.numpy())
+        for record in event_file_loader.RawEventFileLoader(path).Load():
+            event = event_pb2.Event.FromString(record)
             if event.HasField("summary"):
                 values = [v for v in event.summary.value if event.step <= _limit(v.tag, run, num_steps)]
                 removed += len(event.summary.value) - len(values)
