@@ -5,7 +5,8 @@ allocator, and the thread layout, against the plain exported step.
 
 At N >= 1e5 every ``[N, 20..80]`` tensor of the step leaves the cache, and each elementwise
 op becomes one pass through main memory. This measures what keeping the passes in cache
-buys. The exported SavedModel step is called once per block of ``chunk`` coordinates
+buys. The loaded rule's step (``export.load``: since issue 13 rebuilt in Python from the
+exported weights; earlier figures ran the SavedModel's signature) is called once per block of ``chunk`` coordinates
 inside one ``tf.function``, so each block's tensors fit in the L2/L3 cache. Chunk 0 is the
 plain single call. Each configuration runs in its own process, because thread pools and the
 allocator are fixed per process:

@@ -175,8 +175,9 @@ FROZEN_STEP_BYTES_PER_COORDINATE = 1600
 
 
 def bench_frozen_rule(quick: bool, ceiling: float) -> list[dict]:
-    """Coordinate-updates/s of the exported SavedModel step, and its share of the matmul
-    rate; next to it, the same share for the step's matmuls alone (the attainable bound)."""
+    """Coordinate-updates/s of an exported rule's step as ``export.load`` gives it (rebuilt
+    in Python from the file's weights since issue 13; figures recorded before that ran the
+    SavedModel's signature), and its share of the matmul rate; next to it, the same share for the step's matmuls alone (the attainable bound)."""
     import tensorflow as tf
 
     from l2l_tf import export

@@ -15,8 +15,11 @@ summed, so every row's rule state advances as with a dense gradient), ``clipnorm
 ``clipvalue``, ``global_clipnorm``, ``weight_decay`` and ``use_ema``.
 ``learning_rate`` multiplies the learned update (1.0 = the rule as trained).
 
-Non-finite gradients: a coordinate whose gradient is NaN or +-inf is not updated and
-its rule state is kept as it was; all finite coordinates update normally.
+Non-finite gradients: a coordinate whose gradient is NaN or +-inf is not updated (no
+rule update, no weight decay) and its rule state is kept as it was; all finite
+coordinates update normally, with every Keras option: ``clipnorm``, ``global_clipnorm``
+and ``clipvalue`` clip the finite coordinates only (a NaN does not poison its variable's
+or the model's norm), and ``weight_decay`` decays only coordinates with finite gradients.
 
 Speed: ``chunk_size=16384`` runs the rule on blocks of that many coordinates, each its
 own chain of ops, so each block's ``[block, 80]`` tensors stay in the cache instead of
@@ -41,7 +44,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, export, sharding
+from l2l_tf import catalog, rule_file, sharding
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -53,7 +56,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     """Applies a frozen coordinatewise learned rule to a model's variables.
 
     Args:
-      rule: a ``CoordinatewiseLSTM`` or an ``export.FrozenRule`` (``LearnedOptimizer.load``).
+      rule: a ``CoordinatewiseLSTM`` (``LearnedOptimizer.load`` gives a ``LoadedRule``, one
+        rebuilt in Python from a rule file's checked weights).
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
       state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
         ``"bfloat16"`` (half the memory).
@@ -64,7 +68,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        rule: CoordinatewiseLSTM | export.FrozenRule,
+        rule: CoordinatewiseLSTM,
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
         state_dtype: str = "float32",
@@ -78,18 +82,23 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
             raise ValueError(f"chunk_size must be 0 (one call) or a positive int, got {chunk_size!r}")
         self.chunk_size = chunk_size
-        if not hasattr(rule, "step") or not hasattr(rule, "init_state"):
-            raise TypeError(f"rule must be a CoordinatewiseLSTM or FrozenRule, got {type(rule).__name__}")
+        if not isinstance(rule, CoordinatewiseLSTM):
+            raise TypeError(
+                f"rule must be a CoordinatewiseLSTM (LearnedOptimizer.load(path) reads one), got {type(rule).__name__}"
+            )
         self.rule = rule
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
 
     @classmethod
-    def load(cls, path: str, allow_unsafe_ops: bool = False, **kwargs: Any) -> LearnedOptimizer:
+    def load(cls, path: str, **kwargs: Any) -> LearnedOptimizer:
         """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``,
-        or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...)."""
-        return cls(export.load(catalog.resolve(path), allow_unsafe_ops=allow_unsafe_ops), **kwargs)
+        or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...).
+
+        Nothing from the file is executed: its metadata and weights are read as data and
+        the rule is rebuilt in Python (``l2l_tf.rule_file``)."""
+        return cls(rule_file.load(catalog.resolve(path)), **kwargs)
 
     def build(self, variables: list) -> None:
         if self.built:
@@ -125,6 +134,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def _rule_step_block(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
         update, new_state = self.rule.step(tf.where(finite, gradients, 0.0), state)
+        if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != self.state_size:
+            raise ValueError(
+                f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
+                f" [N, {self.state_size}] (a rule's step must keep its state width)"
+            )
         update = tf.where(finite, update, 0.0)
         new_state = tf.where(finite[:, None], new_state, state)
         return update, new_state
@@ -138,11 +152,38 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
         update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
         update = update * tf.cast(learning_rate, tf.float32)
-        for variable, state_var, part, part_state in zip(
-            trainable_variables, states, tf.split(update, sizes), tf.split(new_state, sizes)
+        for variable, state_var, gradient, part, part_state in zip(
+            trainable_variables, states, flat, tf.split(update, sizes), tf.split(new_state, sizes)
         ):
-            self.assign_add(variable, tf.cast(tf.reshape(part, variable.shape), variable.dtype))
+            part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
+            decay = self._masked_weight_decay(variable, gradient, learning_rate)
+            self.assign_add(variable, part if decay is None else part - decay)
             self.assign(state_var, tf.cast(part_state, self.state_dtype))
+
+    def _masked_weight_decay(self, variable: Any, flat_gradient: tf.Tensor, learning_rate: Any) -> tf.Tensor | None:
+        """Keras' decoupled weight decay ``variable * weight_decay * lr``, zero where the
+        gradient is not finite (``None`` without weight decay)."""
+        if self.weight_decay is None or not self._use_weight_decay(variable):
+            return None
+        value = tf.convert_to_tensor(variable)
+        decay = value * tf.cast(self.weight_decay, value.dtype) * tf.cast(learning_rate, value.dtype)
+        finite = tf.reshape(tf.math.is_finite(flat_gradient), variable.shape)
+        return tf.where(finite, decay, tf.zeros_like(decay))
+
+    def _apply_weight_decay(self, variables: list) -> None:
+        """No-op: weight decay is applied in ``_backend_update_step``, where the gradients
+        are known, so coordinates with non-finite gradients are not decayed."""
+
+    def _clip_gradients(self, grads: list) -> list:
+        """Keras' clipping on the finite coordinates only; non-finite ones pass through
+        unchanged (and are then skipped), so one NaN does not zero a whole norm."""
+        if not (self.clipnorm or self.global_clipnorm or self.clipvalue):
+            return grads
+        dense = [None if g is None else tf.convert_to_tensor(g) for g in grads]
+        finite = [None if g is None else tf.math.is_finite(g) for g in dense]
+        zeroed = [None if g is None else tf.where(f, g, tf.zeros_like(g)) for g, f in zip(dense, finite)]
+        clipped = super()._clip_gradients(zeroed)
+        return [None if g is None else tf.where(f, c, g) for g, f, c in zip(dense, finite, clipped)]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         """Per-variable update (Keras' generic path); the fused path above is the usual one."""
@@ -156,7 +197,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["chunk_size"] = self.chunk_size
-        config["rule"] = {"config": self._rule_config().to_dict()}
+        config["rule"] = {"config": self.rule.config.to_dict()}
         return config
 
     @classmethod
@@ -166,10 +207,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         as ``keras.models.load_model`` does; configs of older ``.keras`` files hold the
         weights inline and load whole."""
         config = dict(config)
-        rule_spec = config.pop("rule")
-        rule_config = RuleConfig.from_dict(rule_spec["config"])
-        pending = "weights" not in rule_spec
-        rule = CoordinatewiseLSTM(rule_config) if pending else export.rule_from_weights(rule_config, rule_spec["weights"])
+        rule, pending = _rule_from_config(config.pop("rule", None))
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -179,25 +217,34 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def save_own_variables(self, store: Any) -> None:
         """Keras' optimizer variables, then the rule's weights (``rule_weight_<i>``)."""
         super().save_own_variables(store)
-        for index, weight in enumerate(self._rule_weight_values()):
-            store[f"{RULE_WEIGHT_KEY}{index}"] = weight
+        for index, weight in enumerate(self.rule.weights()):
+            store[f"{RULE_WEIGHT_KEY}{index}"] = weight.numpy()
 
     def load_own_variables(self, store: Any) -> None:
         """Sets the rule's weights (checked against its architecture) and Keras' variables."""
         keys = list(store.keys())
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
-            self.rule = export.rule_from_weights(self._rule_config(), [store[k] for k in rule_keys])
+            source = "the rule weights in the .keras weights file"
+            self.rule = rule_file.LoadedRule(self.rule.config, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
 
-    def _rule_config(self) -> RuleConfig:
-        return self.rule.rule_config if isinstance(self.rule, export.FrozenRule) else self.rule.config
 
-    def _rule_weight_values(self) -> list[Any]:
-        rule = self.rule
-        weights = rule.weights() if isinstance(rule, export.FrozenRule) else export.rule_weights(rule)
-        return [w.numpy() for w in weights]
+def _rule_from_config(spec: Any) -> tuple[CoordinatewiseLSTM, bool]:
+    """The rule of a ``.keras`` optimizer config and whether its weights are still to come
+    (``load_own_variables``): the compact config holds only the architecture, an older
+    one also the weights, checked before anything of that size is allocated."""
+    source = "the LearnedOptimizer config (.keras file)"
+    if not isinstance(spec, dict) or "config" not in spec:
+        raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
+    try:
+        config = RuleConfig.from_dict(spec["config"])
+    except ValueError as error:
+        raise rule_file.RuleLoadError(f"{source}: {error}") from error
+    if "weights" not in spec:
+        return CoordinatewiseLSTM(config), True
+    return rule_file.LoadedRule(config, spec["weights"], source), False
 
 
 keras.saving.register_keras_serializable(package="l2l_tf")(LearnedOptimizer)

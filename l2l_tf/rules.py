@@ -28,6 +28,21 @@ import tensorflow as tf
 
 from l2l_tf import preprocess
 
+# Limits on a rule's declared size, checked before anything is allocated: a rule file or
+# a .keras config from someone else must not make l2l_tf allocate gigabytes. The largest
+# rule within them (8 layers of 1024 units) has 8 x 2048 x 4096 floats = 256 MiB.
+MAX_NUM_LAYERS = 8
+MAX_HIDDEN_SIZE = 1024
+MAX_MOMENTUM_DECAYS = 16
+
+
+class RuleConfigError(ValueError):
+    """A rule architecture is invalid or beyond the size limits; the message names the field."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 @dataclasses.dataclass(frozen=True)
 class RuleConfig:
@@ -41,18 +56,31 @@ class RuleConfig:
     momentum_decays: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "momentum_decays", tuple(float(b) for b in self.momentum_decays))
-        if not all(0.0 < b < 1.0 for b in self.momentum_decays):
-            raise ValueError(f"momentum_decays must lie in (0, 1), got {self.momentum_decays}")
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.hidden_size < 1:
-            raise ValueError(f"hidden_size must be >= 1, got {self.hidden_size}")
+        for name in ("num_layers", "hidden_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise RuleConfigError(f"{name} must be an integer, got {value!r}")
+        if not 1 <= self.num_layers <= MAX_NUM_LAYERS:
+            raise RuleConfigError(f"num_layers must be in [1, {MAX_NUM_LAYERS}], got {self.num_layers}")
+        if not 1 <= self.hidden_size <= MAX_HIDDEN_SIZE:
+            raise RuleConfigError(f"hidden_size must be in [1, {MAX_HIDDEN_SIZE}], got {self.hidden_size}")
+        if not isinstance(self.preprocessing, str):
+            raise RuleConfigError(f"preprocessing must be a string, got {self.preprocessing!r}")
         preprocess.check_kind(self.preprocessing)
-        if self.preprocessing_p <= 0:
-            raise ValueError(f"preprocessing_p must be > 0, got {self.preprocessing_p}")
-        if not math.isfinite(self.output_scale) or self.output_scale <= 0:
-            raise ValueError(f"output_scale must be a positive number, got {self.output_scale}")
+        for name in ("preprocessing_p", "output_scale"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise RuleConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        decays = self.momentum_decays
+        if isinstance(decays, (str, bytes)) or not hasattr(decays, "__len__"):
+            raise RuleConfigError(f"momentum_decays must be a list of numbers, got {decays!r}")
+        if len(decays) > MAX_MOMENTUM_DECAYS:
+            raise RuleConfigError(f"momentum_decays holds {len(decays)} rates; at most {MAX_MOMENTUM_DECAYS}")
+        if not all(_is_number(b) and 0.0 < b < 1.0 for b in decays):
+            raise RuleConfigError(f"momentum_decays must lie in (0, 1), got {decays}")
+        object.__setattr__(self, "momentum_decays", tuple(float(b) for b in decays))
+        object.__setattr__(self, "preprocessing_p", float(self.preprocessing_p))
+        object.__setattr__(self, "output_scale", float(self.output_scale))
 
     @property
     def state_size(self) -> int:
@@ -65,6 +93,18 @@ class RuleConfig:
         """Input features per coordinate: the preprocessed gradient and averages."""
         return preprocess.num_features(self.preprocessing) * (1 + len(self.momentum_decays))
 
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the rule's weights in ``CoordinatewiseLSTM.weights()`` order: each
+        layer's kernel, each layer's bias, the output kernel and bias."""
+        hidden = self.hidden_size
+        inputs = [self.num_inputs] + [hidden] * (self.num_layers - 1)
+        return [
+            *[(fan_in + hidden, 4 * hidden) for fan_in in inputs],
+            *[(4 * hidden,)] * self.num_layers,
+            (hidden, 1),
+            (1,),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["momentum_decays"] = list(self.momentum_decays)
@@ -73,9 +113,11 @@ class RuleConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RuleConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(values, dict):
+            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -181,6 +223,10 @@ class CoordinatewiseLSTM(tf.Module):
         averaged = preprocess.preprocess(momenta, config.preprocessing, config.preprocessing_p)
         width = preprocess.num_features(config.preprocessing) * len(config.momentum_decays)
         return tf.concat([x, tf.reshape(averaged, [-1, width])], axis=1), [momenta]
+
+    def weights(self) -> list[tf.Variable]:
+        """The weight variables in ``RuleConfig.weight_shapes`` order."""
+        return [*self.kernels, *self.biases, self.output_kernel, self.output_bias]
 
     def num_meta_parameters(self) -> int:
         return int(sum(v.shape.num_elements() for v in self.trainable_variables))

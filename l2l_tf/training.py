@@ -12,9 +12,11 @@ with ``tf.train.CheckpointManager``, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ import tensorflow as tf
 
 from l2l_tf import checkpoints, progress, seeds, summaries
 from l2l_tf.evaluation import RuleRunner
+from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.meta import MetaConfig, MetaTrainer
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
@@ -57,15 +60,50 @@ class TrainingOptions:
 
 
 class IncompatibleResumeError(ValueError):
-    """A save_path holds a run whose settings differ from the ones given now."""
+    """A save_path holds a run whose settings differ from the ones given now, or files
+    that cannot be resumed from; the message names the file and the fix."""
+
+
+def _checkpoint_number(index_path: str) -> int:
+    match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index_path))
+    return int(match.group(1)) if match else -1
+
+
+def restore_newest_readable(state: tf.train.Checkpoint, directory: str, log: Callable[[str], None]) -> str | None:
+    """Restores ``state`` from the newest checkpoint in ``directory`` that reads back
+    whole, warning about each unreadable newer one (truncated or garbage data/index
+    files); the ``checkpoint`` index file is not trusted (a bad one is only reported).
+    Returns the prefix restored from, ``None`` for a fresh run."""
+    indexes = [p for p in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index")) if _checkpoint_number(p) >= 0]
+    if indexes and tf.train.get_checkpoint_state(directory) is None:
+        log(f"WARNING: {os.path.join(directory, 'checkpoint')} is missing or unreadable; using the files beside it")
+    for index in sorted(indexes, key=_checkpoint_number, reverse=True):
+        prefix = index[: -len(".index")]
+        try:
+            state.restore(prefix).assert_existing_objects_matched()
+            return prefix
+        except Exception as error:  # noqa: BLE001  (truncated files raise OpError, IndexError, ValueError...)
+            log(f"WARNING: checkpoint {prefix} is unreadable ({str(error)[:120]}); trying an older one")
+    if indexes:
+        raise IncompatibleResumeError(
+            f"no readable training checkpoint in {directory} (all of {sorted(map(os.path.basename, indexes))}"
+            f" are damaged). Move {directory} aside to restart training from the saved best rule's run, or pass a"
+            " new --save_path"
+        )
+    return None
 
 
 def check_run_config(save_path: str, run_config: dict[str, Any]) -> None:
     """Writes ``run_config`` on a new save_path; on an existing one, refuses changed settings."""
     path = os.path.join(save_path, RUN_CONFIG_FILE)
     if os.path.isfile(path):
-        with open(path) as f:
-            previous = {**IMPLICIT_DEFAULTS, **json.load(f)}
+        try:
+            stored = read_json(path, "run config")
+        except JsonFileError as error:
+            raise IncompatibleResumeError(f"{error}. Restore it, or delete it to resume with the flags given now") from error
+        if not isinstance(stored, dict):
+            raise IncompatibleResumeError(f"{path}: not a JSON object. Restore it, or delete it to resume with the flags given now")
+        previous = {**IMPLICIT_DEFAULTS, **stored}
         current = {**IMPLICIT_DEFAULTS, **run_config}
         changed = {
             k: (previous.get(k), current.get(k))
@@ -95,6 +133,15 @@ def validation_score(
         curves = meta_config.objective(tf.constant(curves)).numpy() * meta_config.step_weights()
     score = float(np.mean(curves))
     return score if math.isfinite(score) else math.inf
+
+
+def _resume(state: tf.train.Checkpoint, save_path: str, best_dir: str, log: Callable[[str], None]) -> str | None:
+    """Repairs an interrupted replacement of ``best_dir`` and restores ``state`` from the
+    newest readable checkpoint; its prefix, or ``None`` for a fresh run."""
+    recovered = checkpoints.recover_directory(best_dir)
+    if recovered:
+        log(f"WARNING: {recovered}")
+    return restore_newest_readable(state, os.path.join(save_path, "train"), log)
 
 
 @dataclasses.dataclass
@@ -146,80 +193,103 @@ def meta_train(
     reset optimizees, wall time.
     """
     check_run_config(save_path, run_config or {})
-    trainer = MetaTrainer(rule, problem, meta_config)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
-    best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
-    resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
-    state = tf.train.Checkpoint(
-        rule=rule,
-        meta_optimizer=trainer.meta_optimizer,
-        epoch=epoch,
-        best_score=best_score,
-        best_epoch=best_epoch,
-        resets=resets,
-        skipped_updates=trainer.skipped_updates,
-    )
-    manager = tf.train.CheckpointManager(state, os.path.join(save_path, "train"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(
-            f"resumed from {manager.latest_checkpoint}: run {int(epoch)}, best validation"
-            f" {float(best_score):.5g} after run {int(best_epoch)}"
-        )
-    writer = _summary_writer(logdir or os.path.join(save_path, "logs"), int(epoch), meta_config, run_config, log)
-    validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
-    validation_seeds = seeds.validation_seeds(options.validation_runs)
-    best_dir = os.path.join(save_path, "best")
+    job = _Job(rule, problem, meta_config, options, save_path, run_config, log)
+    restored = _resume(job.checkpoint, save_path, job.best_dir, log)
+    if restored:
+        log(f"resumed from {restored}: run {job.run}, best validation {float(job.best_score):.5g} after run {int(job.best_run)}")
+    job.writer = _summary_writer(logdir or os.path.join(save_path, "logs"), job.run, meta_config, run_config, log)
+    if job.run == 0 and not os.path.isdir(job.best_dir):
+        job.validate()  # the untrained rule is the first candidate
+    job.start_clock()
+    while job.run < options.num_epochs:
+        result = train_run(job.trainer, seeds.training_seed(job.run, options.seed), options.divergence_factor)
+        report = job.record(result)
+        if on_run_end is not None:
+            on_run_end(report)
+        job.log_validate_checkpoint(report)
+    job.writer.flush()
+    return job.summary()
 
-    def validate() -> None:
-        score = validation_score(validator, validation_seeds, meta_config)
-        with writer.as_default(step=int(epoch)):
+
+class _Job:
+    """The state of one meta-training job: the trainer, the counters checkpointed with the
+    rule, the best-rule record, and what each finished run writes and logs."""
+
+    def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, options: TrainingOptions,
+                 save_path: str, run_config: dict[str, Any] | None, log: Callable[[str], None]):
+        self.rule, self.meta_config, self.options, self.run_config, self.log = rule, meta_config, options, run_config, log
+        self.trainer = MetaTrainer(rule, problem, meta_config)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")  # runs done
+        self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
+        self.best_run = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
+        self.checkpoint = tf.train.Checkpoint(
+            rule=rule, meta_optimizer=self.trainer.meta_optimizer, epoch=self.epoch, best_score=self.best_score,
+            best_epoch=self.best_run, resets=self.resets, skipped_updates=self.trainer.skipped_updates,
+        )
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(save_path, "train"), max_to_keep=2)
+        self.best_dir = os.path.join(save_path, "best")
+        self.validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
+        self.validation_seeds = seeds.validation_seeds(options.validation_runs)
+        self.writer: Any = None
+
+    @property
+    def run(self) -> int:
+        return int(self.epoch)
+
+    def start_clock(self) -> None:
+        self.start, self.clock, self.window = time.time(), progress.Clock(self.run, self.options.num_epochs), _LogWindow()
+
+    def validate(self) -> None:
+        """Scores the rule on the validation runs; keeps it in ``best_dir`` if it is the best."""
+        score = validation_score(self.validator, self.validation_seeds, self.meta_config)
+        with self.writer.as_default(step=self.run):
             tf.summary.scalar("validation_loss", score)
-        improved = score < float(best_score)
+        improved = score < float(self.best_score)
         if improved:
-            best_score.assign(score)
-            best_epoch.assign(int(epoch))
+            self.best_score.assign(score)
+            self.best_run.assign(self.run)
             checkpoints.save_rule(
-                rule, best_dir, {"epoch": int(epoch), "validation_loss": score, "run_config": run_config}
+                self.rule, self.best_dir, {"epoch": self.run, "validation_loss": score, "run_config": self.run_config}
             )
-        log(f"  validation after run {int(epoch)}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
+        self.log(f"  validation after run {self.run}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
 
-    if int(epoch) == 0 and not os.path.isdir(best_dir):
-        validate()  # the untrained rule is the first candidate
-    start, clock, window = time.time(), progress.Clock(int(epoch), options.num_epochs), _LogWindow()
-    while int(epoch) < options.num_epochs:
-        result = train_run(trainer, seeds.training_seed(int(epoch), options.seed), options.divergence_factor)
-        resets.assign_add(int(result.diverged))
-        epoch.assign_add(1)
-        elapsed = clock.elapsed()
+    def record(self, result: RunResult) -> progress.RunReport:
+        """Counts the finished run and writes its summaries; its report."""
+        self.resets.assign_add(int(result.diverged))
+        self.epoch.assign_add(1)
+        elapsed = self.clock.elapsed()
         report = progress.RunReport(
-            int(epoch), options.num_epochs, float(np.mean(result.meta_losses_per_step)),
+            self.run, self.options.num_epochs, float(np.mean(result.meta_losses_per_step)),
             float(result.step_losses[-1]), float(np.mean(result.meta_gradient_norms)), elapsed,
-            clock.eta(int(epoch), elapsed),
+            self.clock.eta(self.run, elapsed),
         )
-        summaries.write_run(writer, report.run, meta_config.num_steps, result.step_losses, {
+        summaries.write_run(self.writer, report.run, self.meta_config.num_steps, result.step_losses, {
             "meta_loss_per_step": report.meta_loss_per_step, "meta_gradient_norm": report.meta_gradient_norm,
             "optimizee/final_loss": report.final_loss, "elapsed_seconds": report.elapsed_seconds,
         })
-        window.add(result, len(result.meta_losses_per_step) * meta_config.unroll_length)
-        if on_run_end is not None:
-            on_run_end(report)
-        if int(epoch) % options.log_every == 0 or int(epoch) == options.num_epochs:
-            log(window.line(report, int(trainer.skipped_updates), int(resets)))
-        if int(epoch) % options.validation_every == 0 or int(epoch) == options.num_epochs:
-            validate()
-        if int(epoch) % options.checkpoint_every == 0 or int(epoch) == options.num_epochs:
-            manager.save(checkpoint_number=int(epoch))
-    writer.flush()
-    return {
-        "runs": int(epoch),
-        "best_validation_loss": float(best_score),
-        "best_run": int(best_epoch),
-        "skipped_updates": int(trainer.skipped_updates),
-        "reset_runs": int(resets),
-        "wall_seconds": time.time() - start,
-    }
+        self.window.add(result, len(result.meta_losses_per_step) * self.meta_config.unroll_length)
+        return report
+
+    def log_validate_checkpoint(self, report: progress.RunReport) -> None:
+        """The progress line, validation and checkpoint, each when it is due."""
+        last = self.run == self.options.num_epochs
+        if self.run % self.options.log_every == 0 or last:
+            self.log(self.window.line(report, int(self.trainer.skipped_updates), int(self.resets)))
+        if self.run % self.options.validation_every == 0 or last:
+            self.validate()
+        if self.run % self.options.checkpoint_every == 0 or last:
+            self.manager.save(checkpoint_number=self.run)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "runs": self.run,
+            "best_validation_loss": float(self.best_score),
+            "best_run": int(self.best_run),
+            "skipped_updates": int(self.trainer.skipped_updates),
+            "reset_runs": int(self.resets),
+            "wall_seconds": time.time() - self.start,
+        }
 
 
 def _summary_writer(

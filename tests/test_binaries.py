@@ -82,7 +82,7 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
     "name, args, message",
     [
         ("meta_train", ["--save_path=/tmp/x", "--num_steps=100", "--unroll_length=30"], "must divide --num_steps"),
-        ("meta_train", ["--save_path=/proc/l2l_tf_test/x"], "cannot create parent folder"),
+        ("meta_train", ["--save_path=/proc/l2l_tf_test/x"], "cannot create the folder"),
         ("meta_train", ["--save_path=/tmp/x", "--num_runs=0"], "--num_runs=0: 0 is not a positive integer"),
         ("meta_train", ["--save_path=/tmp/x", "--num_epochs=0"], "--num_runs=0"),  # the flag's older name
         ("meta_train", ["--save_path=/tmp/x", "--recompute_segment=3"], "recompute_segment (3) must be 0 (off) or divide"),

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import subprocess_env
+from conftest import REPO, subprocess_env
 
 from l2l_tf import export
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
@@ -42,25 +42,44 @@ def _two_steps(step, init_state, g):
     return step(tf.constant(g), state)
 
 
-def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
-    rule, path = exported
-    g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
+def _signature_in_fresh_process(path, g, tmp_path):
+    """Two serving_default steps on ``g`` by plain TensorFlow in a new process: (info, update)."""
     np.save(tmp_path / "g.npy", g)
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npy")],
         check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), np.load(tmp_path / "u.npy")
+
+
+def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
+    rule, path = exported
+    g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
     assert info == {"state_size": 80, "format": "l2l_tf.rule", "modules": []}
-    fresh = np.load(tmp_path / "u.npy")
     in_memory = _two_steps(rule.step, rule.init_state, g)[0].numpy()
     frozen = export.load(path)
     loaded = _two_steps(frozen.step, frozen.init_state, g)[0].numpy()
     np.testing.assert_allclose(fresh, in_memory, atol=1e-6)
     np.testing.assert_allclose(loaded, in_memory, atol=1e-6)
-    np.testing.assert_allclose(frozen.to_rule().step(tf.constant(g), rule.init_state(1000))[0].numpy(),
-                               rule.step(tf.constant(g), rule.init_state(1000))[0].numpy(), atol=1e-6)
+    assert isinstance(frozen, CoordinatewiseLSTM) and frozen.config == rule.config  # rebuilt in Python
+
+
+SHIPPED = sorted(os.listdir(os.path.join(REPO, "saved_optimizers")))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process(name, tmp_path):
+    """Rules exported before loading became data-only give the updates their own
+    serving_default signature gives (run by plain TensorFlow in a fresh process)."""
+    path = os.path.join(REPO, "saved_optimizers", name)
+    g = np.random.default_rng(1).normal(size=500).astype(np.float32) * np.logspace(-8, 1, 500).astype(np.float32)
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
+    loaded = export.load(path)
+    assert info["state_size"] == loaded.state_size
+    np.testing.assert_allclose(fresh, _two_steps(loaded.step, loaded.init_state, g)[0].numpy(),
+                               atol=1e-6)
 
 
 def test_metadata_contract(exported):
@@ -148,32 +167,19 @@ def test_unsupported_version_and_state_mismatch(exported, tmp_path):
         export.load(wrong)
     both = _copy_with_metadata(path, tmp_path, "both",
                                lambda m: (m["rule"].update(hidden_size=10), m.update(state_size=40)))
-    with pytest.raises(export.RuleLoadError, match="serving_default input 'state'"):
+    with pytest.raises(export.RuleLoadError, match="weight .* is float32 \\[22, 80\\], expected float32 \\[12, 40\\]"):
         export.load(both)
 
 
-class _FileWritingRule(CoordinatewiseLSTM):
-    """A malicious rule: its step writes a file."""
+def test_a_rule_whose_signature_writes_a_file_loads_as_plain_weights(tmp_path):
+    """export.load reads weights as data: the file's graph (here one that writes a file)
+    never runs; the rule computes what its weights say."""
+    from malicious_rules import forbidden_op
 
-    target = ""
-
-    def step(self, gradients, state):
-        tf.io.write_file(self.target, tf.strings.as_string(tf.reduce_sum(gradients)))
-        return super().step(gradients, state)
-
-
-def test_savedmodel_with_forbidden_op_is_refused(tmp_path):
-    rule = _FileWritingRule(seed=0)
-    rule.target = str(tmp_path / "pwned.txt")
-    path = str(tmp_path / "evil")
-    export.export_rule(rule, path)
-    with pytest.raises(export.RuleLoadError, match="WriteFile"):
-        export.load(path)
-    from l2l_tf.optimizer import LearnedOptimizer
-
-    with pytest.raises(export.RuleLoadError, match="allow_unsafe_ops"):
-        LearnedOptimizer.load(path)
-    assert not os.path.exists(rule.target)
-    frozen = export.load(path, allow_unsafe_ops=True)  # explicit opt-out for trusted files
-    frozen.step(tf.ones([3]), frozen.init_state(3))
-    assert os.path.exists(rule.target)
+    marker = str(tmp_path / "pwned.txt")
+    forbidden_op(str(tmp_path / "evil"), marker)
+    loaded = export.load(str(tmp_path / "evil"))
+    reference = CoordinatewiseLSTM(seed=1)
+    np.testing.assert_allclose(loaded.step(tf.ones([3]), loaded.init_state(3))[0].numpy(),
+                               reference.step(tf.ones([3]), reference.init_state(3))[0].numpy(), atol=1e-7)
+    assert not os.path.exists(marker)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import REPO, subprocess_env
 
-from l2l_tf import LearnedOptimizer, export
+from l2l_tf import LearnedOptimizer
 
 OLD_FILE = os.path.join(REPO, "tests", "data", "old_inline_weights.keras")
 X = np.linspace(-1, 1, 256, dtype=np.float32).reshape(64, 4)
@@ -32,8 +32,7 @@ def trained_model(optimizer):
 
 
 def rule_weights(optimizer):
-    rule = optimizer.rule
-    return [np.asarray(w) for w in (rule.weights() if isinstance(rule, export.FrozenRule) else export.rule_weights(rule))]
+    return [np.asarray(w) for w in optimizer.rule.weights()]
 
 
 def test_config_is_small_and_holds_no_weights():

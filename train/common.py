@@ -56,10 +56,31 @@ def usage_error(message: str) -> None:
 
 def require_dir_parent_writable(path: str, flag: str) -> None:
     """Creates the parent folder of ``path`` if needed; a usage error if that is impossible."""
-    parent = os.path.dirname(os.path.abspath(path)) or "."
+    _make_writable_dir(os.path.dirname(os.path.abspath(path)) or ".", path, flag, "parent folder")
+
+
+def _make_writable_dir(folder: str, path: str, flag: str, what: str) -> None:
     try:
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        usage_error(f"--{flag}={path}: cannot create parent folder {parent!r} ({error.strerror})")
-    if not os.access(parent, os.W_OK):
-        usage_error(f"--{flag}={path}: parent folder {parent!r} is not writable")
+        usage_error(f"--{flag}={path}: cannot create {what} {folder!r} ({error.strerror})")
+    if not os.access(folder, os.W_OK):
+        usage_error(f"--{flag}={path}: {what} {folder!r} is not writable")
+
+
+def require_writable_dir(path: str, flag: str) -> None:
+    """Creates folder ``path`` now, before any computation; a usage error if it is a file,
+    under a file, or not writable (so no result is computed and then lost)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        usage_error(f"--{flag}={path} is a file, not a folder; pass a folder")
+    _make_writable_dir(path, path, flag, "the folder")
+
+
+def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
+    """A usage error, before any work, if exporting to ``export_dir`` could lose data."""
+    from l2l_tf import export
+
+    try:
+        export.check_export_target(export_dir, protected)
+    except export.UnsafeExportTargetError as error:
+        usage_error(str(error))

@@ -14,6 +14,7 @@ them with l2l_tf.evaluation.read_curves), the table (results.md) and a log-scale
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -51,18 +52,17 @@ flags.DEFINE_string(
     "output_dir", None,
     "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
 )
-flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel even if it uses ops a rule never needs (only for trusted files).")
 flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
 flags.mark_flag_as_required("optimizer")
 FLAGS = flags.FLAGS
 
 
 def load_learned(path: str):
-    """A FrozenRule for a SavedModel folder or shipped rule name, else the best rule of a
-    training checkpoint."""
+    """The rule of an exported rule folder or shipped rule name (read as data, nothing from
+    it executed), else the best rule of a training checkpoint."""
     path = catalog.resolve(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return export.load(path, allow_unsafe_ops=FLAGS.allow_unsafe_ops)
+        return export.load(path)
     return checkpoints.load_rule(path)
 
 
@@ -81,9 +81,10 @@ def main(argv: list[str]) -> None:
         learning_rates = [float(lr) for lr in FLAGS.learning_rates]
     except ValueError:
         common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
-    if any(not lr > 0 for lr in learning_rates):
-        common.usage_error("--learning_rates must all be > 0")
-    output_dir = FLAGS.output_dir or default_output_dir(FLAGS.problem)
+    if any(not (lr > 0 and math.isfinite(lr)) for lr in learning_rates):
+        common.usage_error(f"--learning_rates must all be finite numbers > 0, got {FLAGS.learning_rates}")
+    output_dir = FLAGS.output_dir or default_output_dir("custom" if FLAGS.problem_fn else FLAGS.problem)
+    common.require_writable_dir(output_dir, "output_dir")
     try:
         rule = load_learned(FLAGS.optimizer)
     except (export.RuleLoadError, FileNotFoundError, ValueError) as error:

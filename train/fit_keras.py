@@ -26,8 +26,18 @@ flags.DEFINE_string("activation", "sigmoid", "Hidden activation.")
 flags.DEFINE_integer("seed", 0, "Seed of the initial weights and the batch order.", lower_bound=0)
 flags.DEFINE_enum("data_source", "tfds", ["tfds", "idx"], "MNIST from TFDS or local IDX files.")
 flags.DEFINE_string("data_dir", None, "IDX folder (with --data_source=idx) or TFDS data_dir.")
-flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel with ops outside the rule allow-list (trusted files only).")
 FLAGS = flags.FLAGS
+
+
+def parse_hidden(values: list[str]) -> list[int]:
+    """``--hidden`` as positive layer sizes; a usage error otherwise."""
+    try:
+        hidden = [int(h) for h in values]
+    except ValueError:
+        hidden = []
+    if not hidden or any(h < 1 for h in hidden):
+        common.usage_error(f"--hidden must be positive integers (layer sizes), got {','.join(values)!r}")
+    return hidden
 
 
 def main(argv: list[str]) -> None:
@@ -40,9 +50,13 @@ def main(argv: list[str]) -> None:
     from l2l_tf.problems.data import DataUnavailableError, load_split
     from l2l_tf.problems.mnist import mlp
 
+    hidden = parse_hidden(FLAGS.hidden)
     try:
-        hidden = [int(h) for h in FLAGS.hidden]
-        learned = LearnedOptimizer.load(FLAGS.optimizer, allow_unsafe_ops=FLAGS.allow_unsafe_ops)
+        keras.activations.get(FLAGS.activation)
+    except ValueError:
+        common.usage_error(f"--activation={FLAGS.activation} is not a Keras activation (e.g. sigmoid, relu, tanh)")
+    try:
+        learned = LearnedOptimizer.load(FLAGS.optimizer)
         train = load_split("train", FLAGS.data_source, FLAGS.data_dir)
         test = load_split("test", FLAGS.data_source, FLAGS.data_dir)
     except (export.RuleLoadError, DataUnavailableError, FileNotFoundError, ValueError) as error:

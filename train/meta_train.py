@@ -104,6 +104,32 @@ def run_config() -> dict:
     return {"num_epochs": FLAGS.num_runs, **{name: FLAGS[name].value for name in names}}
 
 
+def rule_config_from_flags() -> RuleConfig:
+    """The rule architecture the flags give; a usage error naming the flag otherwise."""
+    try:
+        decays = tuple(float(b) for b in FLAGS.momentum_decays)
+    except ValueError:
+        common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
+    try:
+        return RuleConfig(
+            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
+            FLAGS.output_scale, decays,
+        )
+    except ValueError as error:
+        common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
+        raise  # unreachable
+
+
+def check_output_flags() -> None:
+    """Usage errors, before any work, for output paths that cannot be written or whose
+    replacement would lose data."""
+    if FLAGS.export_dir:
+        common.require_export_target(FLAGS.export_dir, (FLAGS.save_path,))
+    common.require_writable_dir(FLAGS.save_path, "save_path")
+    if FLAGS.logdir:
+        common.require_writable_dir(FLAGS.logdir, "logdir")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
@@ -111,14 +137,8 @@ def main(argv: list[str]) -> None:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
-    common.require_dir_parent_writable(FLAGS.save_path, "save_path")
-    try:
-        rule_config = RuleConfig(
-            FLAGS.num_layers, FLAGS.hidden_size, FLAGS.preprocessing, FLAGS.preprocessing_p,
-            FLAGS.output_scale, tuple(float(b) for b in FLAGS.momentum_decays),
-        )
-    except ValueError as error:
-        common.usage_error(f"--momentum_decays={','.join(FLAGS.momentum_decays)}: {error}")
+    check_output_flags()
+    rule_config = rule_config_from_flags()
     try:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
@@ -138,7 +158,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.init_from:
         try:
             start = checkpoints.load_rule(FLAGS.init_from)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
             warm_start(rule, start)
@@ -161,7 +181,10 @@ def main(argv: list[str]) -> None:
         common.usage_error(str(error))
     print("summary: " + json.dumps(summary), flush=True)
     if FLAGS.export_dir:
-        export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        try:
+            export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        except (FileNotFoundError, ValueError) as error:
+            common.usage_error(f"{error} (the trained run is intact; export it with train.export)")
         print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
 
 

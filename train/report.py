@@ -7,13 +7,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 from absl import app, flags
 
 from l2l_tf import export
+from l2l_tf.json_files import JsonFileError, read_json
 from train import common
 
 flags.DEFINE_string("optimizer_dir", None, "Exported rule folder to write report.md into.")
@@ -23,11 +23,13 @@ FLAGS = flags.FLAGS
 
 
 def section(title: str, directory: str, image_name: str) -> str:
-    with open(os.path.join(directory, "results.json")) as f:
-        results = json.load(f)
-    with open(os.path.join(directory, "results.md")) as f:
-        table = f.read().strip()
-    settings = results["settings"]
+    try:
+        results = read_json(os.path.join(directory, "results.json"), "evaluation results", max_bytes=64 << 20)
+        with open(os.path.join(directory, "results.md")) as f:
+            table = f.read(1 << 20).strip()
+        settings = results["settings"]
+    except (JsonFileError, OSError, KeyError, TypeError) as error:
+        common.usage_error(f"--evaluation {directory!r}: not a train.evaluate --output_dir ({error})")
     return (
         f"## {title}\n\n{table}\n\n"
         f"Tuned learning rates: "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 from typing import Any
 
 import numpy as np
 
-from l2l_tf.problems.idx import IdxFormatError, read_idx
+from l2l_tf.problems.idx import IdxFormatError, read_idx, read_idx_shape
 
 TFDS = "tfds"
 IDX = "idx"
@@ -19,6 +20,10 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+
+
+IMAGE_SHAPE = (28, 28)  # the MLPs take 784 inputs
+MAX_IMAGES = 100_000  # per file: MNIST has 60,000 + 10,000
 
 
 class DataUnavailableError(RuntimeError):
@@ -87,8 +92,15 @@ def load_idx_split(data_dir: str, split: str) -> Split:
     if split not in IDX_FILES:
         raise ValueError(f"unknown split {split!r}; choose from {sorted(IDX_FILES)}")
     images_stem, labels_stem = IDX_FILES[split]
-    images = read_idx(_find(data_dir, images_stem), expected_ndim=3)
-    labels = read_idx(_find(data_dir, labels_stem), expected_ndim=1)
+    images_path, labels_path = _find(data_dir, images_stem), _find(data_dir, labels_stem)
+    shape = read_idx_shape(images_path, expected_ndim=3)
+    if tuple(shape[1:]) != IMAGE_SHAPE or not 1 <= shape[0] <= MAX_IMAGES:
+        raise IdxFormatError(
+            f"{images_path}: declares {shape[0]} images of {shape[1]}x{shape[2]} pixels; expected 1 to"
+            f" {MAX_IMAGES} MNIST images of 28x28. Point --data_dir at MNIST-format IDX files"
+        )
+    images = read_idx(images_path, expected_ndim=3, max_elements=MAX_IMAGES * math.prod(IMAGE_SHAPE))
+    labels = read_idx(labels_path, expected_ndim=1, max_elements=MAX_IMAGES)
     if labels.size and labels.max() > 9:
         raise IdxFormatError(f"labels file for {split!r} holds label {labels.max()} > 9")
     flat = images.reshape(len(images), -1).astype(np.float32) / 255.0

@@ -35,8 +35,8 @@ def _read_bytes(path: str, limit: int) -> bytes:
     return data
 
 
-def read_idx(path: str, expected_ndim: int | None = None) -> np.ndarray:
-    """Reads an IDX file of unsigned bytes into a ``uint8`` array of its declared shape."""
+def _header(path: str, expected_ndim: int | None) -> tuple[tuple[int, ...], int]:
+    """The declared shape and the header's size in bytes."""
     header = _read_bytes(path, 4 + 4 * 255)[: 4 + 4 * 255]
     if len(header) < 4:
         raise IdxFormatError(f"{path}: file too short for an IDX header ({len(header)} bytes)")
@@ -52,10 +52,24 @@ def read_idx(path: str, expected_ndim: int | None = None) -> np.ndarray:
     header_size = 4 + 4 * ndim
     if len(header) < header_size:
         raise IdxFormatError(f"{path}: truncated header ({len(header)} of {header_size} bytes)")
-    shape = struct.unpack(f">{ndim}I", header[4:header_size])
+    return struct.unpack(f">{ndim}I", header[4:header_size]), header_size
+
+
+def read_idx_shape(path: str, expected_ndim: int | None = None) -> tuple[int, ...]:
+    """The shape an IDX file's header declares (only the header is read)."""
+    return _header(path, expected_ndim)[0]
+
+
+def read_idx(path: str, expected_ndim: int | None = None, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """Reads an IDX file of unsigned bytes into a ``uint8`` array of its declared shape;
+    a header declaring more than ``max_elements`` is refused before the body is read."""
+    shape, header_size = _header(path, expected_ndim)
     count = math.prod(shape)
-    if count > MAX_ELEMENTS:
-        raise IdxFormatError(f"{path}: header declares {count} elements (shape {shape}); refusing")
+    if count > max_elements:
+        raise IdxFormatError(
+            f"{path}: header declares {count} elements (shape {list(shape)}), over the limit of"
+            f" {max_elements}; refusing to decompress it"
+        )
     data = _read_bytes(path, header_size + count)
     body = data[header_size:]
     if len(body) < count:
