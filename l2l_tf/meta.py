@@ -244,11 +244,17 @@ class MetaTrainer:
     update (``skipped_updates`` counts them); the rule's weights are never touched.
     """
 
-    def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfig):
+    def __init__(
+        self,
+        rule: CoordinatewiseLSTM,
+        problem: Problem,
+        config: MetaConfig,
+        meta_optimizer_class: type[keras.optimizers.Adam] = keras.optimizers.Adam,
+    ):
         self.rule = rule
         self.problem = problem
         self.config = config
-        self.meta_optimizer = keras.optimizers.Adam(
+        self.meta_optimizer = meta_optimizer_class(
             learning_rate=config.meta_learning_rate,
             global_clipnorm=config.meta_gradient_clip_norm,
             gradient_accumulation_steps=(
@@ -262,7 +268,7 @@ class MetaTrainer:
         self.unroll_rule: CoordinatewiseLSTM | CoordinateShards = rule
         if config.coordinate_shards > 1:
             self.unroll_rule = CoordinateShards(rule, n, config.coordinate_shards)
-        signature = [
+        self.unroll_signature = signature = [
             tf.TensorSpec([n], tf.float32),
             tf.TensorSpec([n, rule.state_size], tf.float32),
             problem.stacked_batch_spec(config.unroll_length),
@@ -272,10 +278,11 @@ class MetaTrainer:
             self._train_unroll, input_signature=signature, jit_compile=config.jit_compile
         )
 
-    def _train_unroll(
+    def meta_gradients(
         self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
-    ) -> dict:
-        weights = self.rule.trainable_variables
+    ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
+        """One unroll and its meta-gradient, without the meta-update:
+        ``(meta_loss, step_losses, meta_gradients, params, state)``."""
         with tf.GradientTape() as tape:
             meta_loss, step_losses, params, state = unroll(
                 self.unroll_rule,
@@ -289,7 +296,16 @@ class MetaTrainer:
                 self.config.objective,
                 self.config.recompute_segment,
             )
-        meta_gradients = tape.gradient(meta_loss, weights)
+        meta_gradients = tape.gradient(meta_loss, self.rule.trainable_variables)
+        return meta_loss, step_losses, meta_gradients, params, state
+
+    def _train_unroll(
+        self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
+    ) -> dict:
+        weights = self.rule.trainable_variables
+        meta_loss, step_losses, meta_gradients, params, state = self.meta_gradients(
+            params, state, batches, step_weights
+        )
         finite = all_finite([meta_loss, *meta_gradients])
 
         def apply() -> tf.Tensor:

@@ -15,6 +15,13 @@ summed, so every row's rule state advances as with a dense gradient), ``clipnorm
 ``clipvalue``, ``global_clipnorm``, ``weight_decay`` and ``use_ema``.
 ``learning_rate`` multiplies the learned update (1.0 = the rule as trained).
 
+Distributed training: under ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy`` the
+gradients are summed over replicas and every replica's copies of the variables and rule
+state get the same update (Keras' ``distribution.extended.update`` path), giving
+single-device results on the same global batches; each replica still runs the rule once
+per step. Other strategies (``ParameterServerStrategy``, ``TPUStrategy``,
+``CentralStorageStrategy``) are refused at ``build``.
+
 Non-finite gradients: a coordinate whose gradient is NaN or +-inf is not updated (no
 rule update, no weight decay) and its rule state is kept as it was; all finite
 coordinates update normally, with every Keras option: ``clipnorm``, ``global_clipnorm``
@@ -103,6 +110,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def build(self, variables: list) -> None:
         if self.built:
             return
+        self._distribution_strategy = _supported_strategy()
         for variable in variables:
             if variable.dtype not in SUPPORTED_DTYPES:
                 raise TypeError(
@@ -144,21 +152,37 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         return update, new_state
 
     def _backend_update_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> None:
-        """Fused update: one rule call for all variables (replaces Keras' per-variable loop)."""
-        indices = [self._get_variable_index(v) for v in trainable_variables]
-        states = [self._rule_states[i] for i in indices]
+        """The fused update under any supported ``tf.distribute`` strategy.
+
+        As Keras' own TensorFlow-backend optimizers do: the gradients are summed over
+        replicas, and the variables are written through ``distribution.extended.update``
+        so that every replica's copy gets the same values. Each replica runs the rule
+        once, in replica context, on the all-reduced gradients and its own (identical)
+        copy of the rule state.
+        """
+        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
+        variables = [variable for _, variable in grads_and_vars]
+        updates, new_states = self._fused_step([grad for grad, _ in grads_and_vars], variables, learning_rate)
+        states = [self._rule_states[self._get_variable_index(v)] for v in variables]
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            _distributed_write, self._distribution_strategy, variables + states, updates + new_states
+        )
+
+    def _fused_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> tuple[list, list]:
+        """One rule call for all variables' coordinates (replaces Keras' per-variable
+        loop): each variable's additive update (its dtype) and new rule state."""
+        states = [self._rule_states[self._get_variable_index(v)] for v in trainable_variables]
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
         sizes = [int(f.shape[0]) for f in flat]
         state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
         update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
         update = update * tf.cast(learning_rate, tf.float32)
-        for variable, state_var, gradient, part, part_state in zip(
-            trainable_variables, states, flat, tf.split(update, sizes), tf.split(new_state, sizes)
-        ):
+        updates = []
+        for variable, gradient, part in zip(trainable_variables, flat, tf.split(update, sizes)):
             part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
             decay = self._masked_weight_decay(variable, gradient, learning_rate)
-            self.assign_add(variable, part if decay is None else part - decay)
-            self.assign(state_var, tf.cast(part_state, self.state_dtype))
+            updates.append(part if decay is None else part - decay)
+        return updates, [tf.cast(part, self.state_dtype) for part in tf.split(new_state, sizes)]
 
     def _masked_weight_decay(self, variable: Any, flat_gradient: tf.Tensor, learning_rate: Any) -> tf.Tensor | None:
         """Keras' decoupled weight decay ``variable * weight_decay * lr``, zero where the
@@ -186,8 +210,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         return [None if g is None else tf.where(f, c, g) for g, f, c in zip(dense, finite, clipped)]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        """Per-variable update (Keras' generic path); the fused path above is the usual one."""
-        self._backend_update_step([gradient], [variable], learning_rate)
+        """Per-variable update on already reduced gradients (Keras' generic path); the
+        fused path above is the usual one."""
+        (update,), (new_state,) = self._fused_step([gradient], [variable], learning_rate)
+        self.assign_add(variable, update)
+        self.assign(self._rule_states[self._get_variable_index(variable)], new_state)
 
     def get_config(self) -> dict[str, Any]:
         """The settings and the rule's architecture (a few hundred bytes). The rule's weights
@@ -246,5 +273,47 @@ def _rule_from_config(spec: Any) -> tuple[CoordinatewiseLSTM, bool]:
         return CoordinatewiseLSTM(config), True
     return rule_file.LoadedRule(config, spec["weights"], source), False
 
+
+def _supported_strategy() -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy in scope, if the optimizer supports it; raises otherwise.
+
+    Supported: no strategy, ``OneDeviceStrategy``, ``MirroredStrategy`` and
+    ``MultiWorkerMirroredStrategy`` (mirrored variables, all-reduced gradients). Others
+    (``ParameterServerStrategy``, ``TPUStrategy``, ``CentralStorageStrategy``) place or
+    update variables differently and are refused rather than trained wrongly.
+    """
+    strategy = tf.distribute.get_strategy()
+    if tf.distribute.has_strategy() and not isinstance(strategy, SUPPORTED_STRATEGIES):
+        raise ValueError(
+            f"LearnedOptimizer does not support {type(strategy).__name__} yet; train under no strategy,"
+            " OneDeviceStrategy, MirroredStrategy or MultiWorkerMirroredStrategy instead"
+        )
+    return strategy
+
+
+def _distributed_write(distribution: Any, variables: list, values: list) -> None:
+    """Adds ``values[i]`` to model variable ``i`` and assigns rule states, on every
+    replica's copy (Keras' ``distribution.extended.update`` path). The first
+    ``len(values) // 2`` pairs are model variables, the rest their rule states."""
+    half = len(values) // 2
+    for i, (variable, value) in enumerate(zip(variables, values)):
+        tf_variable = variable.value if isinstance(variable, keras.Variable) else variable
+        write = _add if i < half else _assign
+        distribution.extended.update(tf_variable, write, args=(value,), group=False)
+
+
+def _add(variable: tf.Variable, value: tf.Tensor) -> Any:
+    return variable.assign_add(value)
+
+
+def _assign(variable: tf.Variable, value: tf.Tensor) -> Any:
+    return variable.assign(value)
+
+
+SUPPORTED_STRATEGIES = (
+    tf.distribute.OneDeviceStrategy,
+    tf.distribute.MirroredStrategy,
+    tf.distribute.MultiWorkerMirroredStrategy,
+)
 
 keras.saving.register_keras_serializable(package="l2l_tf")(LearnedOptimizer)

@@ -12,6 +12,9 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,3 +76,51 @@ def progbar(num_runs: int, first_run: int = 0) -> Callable[[RunReport], None]:
         bar.update(report.run, [("meta_loss_per_step", report.meta_loss_per_step), ("final_loss", report.final_loss)])
 
     return on_run_end
+
+
+def per_step_meta_loss(results: list[dict[str, Any]], unroll_length: int) -> float:
+    """The unrolls' mean meta-loss per optimizee step: the scale of the validation score
+    (which averages ``w_t g(loss_t)`` over a run's steps)."""
+    return float(np.mean([float(r["meta_loss"]) / unroll_length for r in results]))
+
+
+def communication_share(before: dict[str, float], after: dict[str, float]) -> str:
+    """The all-reduce's share of the time in the trainer's phases since ``before``
+    (it includes waiting for the slowest replica)."""
+    spent = {phase: after[phase] - before.get(phase, 0.0) for phase in after}
+    return f"all-reduce {spent['all_reduce'] / max(sum(spent.values()), 1e-9):.1%} of the step"
+
+
+class ProgressLine:
+    """The binaries' progress line: averages over the epochs since the last line."""
+
+    def __init__(self, trainer: Any, replicas: int) -> None:
+        self.trainer, self.replicas = trainer, replicas
+        self.timings = dict(getattr(trainer, "timings", {}))
+        self._reset()
+
+    def _reset(self) -> None:
+        self.meta_losses: list[float] = []
+        self.norms: list[float] = []
+        self.steps, self.start = 0, time.monotonic()
+
+    def add(self, results: list[dict[str, Any]], unroll_length: int) -> None:
+        self.meta_losses += [float(r["meta_loss"]) / unroll_length for r in results]
+        self.norms += [float(r["meta_gradient_norm"]) for r in results]
+        self.steps += len(results) * unroll_length * self.replicas
+
+    def line(self, report: RunReport, results: list[dict[str, Any]], skipped: int, resets: int) -> str:
+        """The progress line, then a new window."""
+        rate = self.steps / max(time.monotonic() - self.start, 1e-9)
+        runs = ""
+        if "local_seeds" in results[-1]:
+            runs = f"  {communication_share(self.timings, self.trainer.timings)}  this worker's runs {results[-1]['local_seeds']}"
+            self.timings = dict(self.trainer.timings)
+        unit = "run" if self.replicas == 1 else f"epoch ({self.replicas} runs each)"
+        text = (
+            f"{unit} {report.run}/{report.num_runs}  meta-loss/step {np.mean(self.meta_losses):.5g}"
+            f"  |meta-grad| {np.mean(self.norms):.3g}  {rate:.1f} optimizee steps/s  skipped {skipped}  resets {resets}"
+            f"  elapsed {format_duration(report.elapsed_seconds)}  ETA {format_duration(report.eta_seconds)}{runs}"
+        )
+        self._reset()
+        return text

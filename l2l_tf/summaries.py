@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,3 +79,18 @@ def drop_after(logdir: str, run: int, num_steps: int) -> int:
             os.replace(path + ".tmp", path)
             dropped += removed
     return dropped
+
+
+def open_writer(
+    logdir: str, run: int, num_steps: int, run_config: dict[str, Any] | None, log: Callable[[str], None]
+) -> Any:
+    """The TensorBoard writer; on a resume, first drops what was logged after the
+    checkpoint (so no step repeats); on a fresh start, records the hyper-parameters."""
+    if run > 0:
+        dropped = drop_after(logdir, run, num_steps)
+        if dropped:
+            log(f"TensorBoard: dropped {dropped} values logged after run {run}, the checkpoint resumed from")
+    writer = tf.summary.create_file_writer(logdir)
+    if run == 0:
+        write_hparams(writer, run_config or {})
+    return writer

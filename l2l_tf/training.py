@@ -7,16 +7,25 @@ rule is scored on held-out validation runs; the best-scoring rule is written to
 ``save_path/best`` (early stopping, as in the paper). The whole training state (rule,
 meta-optimizer slots, counters, best record) is checkpointed to ``save_path/train``
 with ``tf.train.CheckpointManager``, so a killed run resumes where it stopped.
+
+Under a ``tf.distribute`` strategy (``MirroredStrategy`` on one machine's devices,
+``MultiWorkerMirroredStrategy`` across machines) each epoch is a meta-batch of one run per
+replica (``l2l_tf.distributed_meta``). The chief alone validates and writes checkpoints,
+summaries and ``best/``; it restores a checkpoint and every other worker takes its state
+by broadcast, so a job killed anywhere resumes when restarted with the same command.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +33,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import checkpoints, progress, seeds, summaries
+from l2l_tf import checkpoints, distributed, progress, seeds, summaries
+from l2l_tf.distributed_meta import DistributedMetaTrainer
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.meta import MetaConfig, MetaTrainer
@@ -34,11 +44,11 @@ from l2l_tf.rules import CoordinatewiseLSTM
 RUN_CONFIG_FILE = "run_config.json"
 # Settings added after runs were first written, with the value older runs implicitly used.
 IMPLICIT_DEFAULTS = {"meta_loss_weighting": "uniform", "meta_objective": "loss", "momentum_decays": [],
-                     "meta_gradient_accumulation": 1, "problem_fn": None}
+                     "meta_gradient_accumulation": 1, "num_replicas": 1, "distribution": "none", "problem_fn": None}
 # Keys of the run config that may change when resuming (more epochs, logging, XLA on/off,
 # recomputation, coordinate shards: none of them changes what is computed).
 RESUMABLE_KEYS = {"num_epochs", "log_every", "validation_every", "checkpoint_every", "logdir", "export_dir", "jit_compile", "command",
-                  "recompute_segment", "coordinate_shards"}
+                  "recompute_segment", "coordinate_shards", "distribution"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,38 +145,91 @@ def validation_score(
     return score if math.isfinite(score) else math.inf
 
 
-def _resume(state: tf.train.Checkpoint, save_path: str, best_dir: str, log: Callable[[str], None]) -> str | None:
-    """Repairs an interrupted replacement of ``best_dir`` and restores ``state`` from the
-    newest readable checkpoint; its prefix, or ``None`` for a fresh run."""
-    recovered = checkpoints.recover_directory(best_dir)
-    if recovered:
-        log(f"WARNING: {recovered}")
-    return restore_newest_readable(state, os.path.join(save_path, "train"), log)
+class _TrainingState:
+    """What a checkpoint holds, and where this worker keeps its checkpoints.
+
+    The chief checkpoints to ``save_path/train``; other workers save to a temporary
+    folder that ``close`` removes (saving is collective under some strategies), and
+    take the chief's state through ``distributed.broadcast_from_chief``.
+    """
+
+    def __init__(self, rule: CoordinatewiseLSTM, trainer: Any, save_path: str, chief: bool):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
+        self.best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
+        self.checkpoint = tf.train.Checkpoint(
+            rule=rule, meta_optimizer=trainer.meta_optimizer, epoch=self.epoch, best_score=self.best_score,
+            best_epoch=self.best_epoch, resets=self.resets, skipped_updates=trainer.skipped_updates,
+        )
+        self.variables = [
+            *rule.trainable_variables, *trainer.meta_optimizer.variables, self.epoch, self.best_score,
+            self.best_epoch, self.resets, trainer.skipped_updates,
+        ]
+        self.directory = os.path.join(save_path, "train") if chief else tempfile.mkdtemp(prefix="l2l_worker_")
+        self.chief = chief
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=2)
+
+    def restore(self, strategy: tf.distribute.Strategy | None, best_dir: str, log: Callable[[str], None]) -> None:
+        """Chief: repairs an interrupted replacement of ``best_dir`` and restores the newest
+        readable checkpoint. Every worker then takes the chief's state."""
+        if self.chief:
+            recovered = checkpoints.recover_directory(best_dir)
+            if recovered:
+                log(f"WARNING: {recovered}")
+            restored = restore_newest_readable(self.checkpoint, self.directory, log)
+            if restored:
+                log(
+                    f"resumed from {restored}: run {int(self.epoch)}, best validation"
+                    f" {float(self.best_score):.5g} after run {int(self.best_epoch)}"
+                )
+        if strategy is not None:
+            distributed.broadcast_from_chief(strategy, self.variables)
+            if not self.chief:
+                log(f"took the chief's training state: epoch {int(self.epoch)}")
+
+    def save(self) -> None:
+        self.manager.save(checkpoint_number=int(self.epoch))
+
+    def close(self) -> None:
+        if not self.chief:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
-@dataclasses.dataclass
-class RunResult:
-    """One optimizee run of meta-training: its loss curve (up to a divergence), each
-    unroll's meta-loss per step and meta-gradient norm."""
-
-    step_losses: np.ndarray
-    meta_losses_per_step: list[float]
-    meta_gradient_norms: list[float]
-    diverged: bool
+def _make_trainer(
+    rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, strategy: tf.distribute.Strategy | None
+) -> MetaTrainer | DistributedMetaTrainer:
+    if strategy is None:
+        return MetaTrainer(rule, problem, meta_config)
+    return DistributedMetaTrainer(rule, problem, meta_config, strategy)
 
 
-def train_run(trainer: MetaTrainer, seed: int, divergence_factor: float) -> RunResult:
-    """Meta-trains over optimizee run ``seed``; stops early (``diverged``) if the optimizee's
-    loss turns non-finite or grows ``divergence_factor``-fold."""
-    curves, meta_losses, norms = [], [], []
-    for result in trainer.unrolls(seed):
-        curves.append(result["step_losses"].numpy())
-        meta_losses.append(float(result["meta_loss"]) / trainer.config.unroll_length)
-        norms.append(float(result["meta_gradient_norm"]))
-        limit = divergence_factor * max(abs(float(curves[0][0])), 1e-8)
-        if not np.all(np.isfinite(curves[-1])) or np.max(curves[-1]) > limit:
-            return RunResult(np.concatenate(curves), meta_losses, norms, True)
-    return RunResult(np.concatenate(curves), meta_losses, norms, False)
+def _train_one_epoch(
+    trainer: MetaTrainer | DistributedMetaTrainer, run_seeds: list[int], divergence_factor: float
+) -> tuple[list[dict[str, Any]], bool]:
+    """The unrolls of one run per replica; stops early (diverged) when any replica's
+    optimizee loss is non-finite or grows ``divergence_factor`` times its first value."""
+    if isinstance(trainer, MetaTrainer):
+        unrolls = trainer.unrolls(run_seeds[0])
+    else:
+        unrolls = trainer.unrolls(run_seeds)
+    results, first_losses = [], None
+    for result in unrolls:
+        results.append(result)
+        step_losses = np.atleast_2d(np.asarray(result["step_losses"]))  # [replicas, steps]
+        first_losses = step_losses[:, 0] if first_losses is None else first_losses
+        limit = divergence_factor * np.maximum(np.abs(first_losses), 1e-8)
+        if not np.all(np.isfinite(step_losses)) or np.any(step_losses.max(axis=1) > limit):
+            return results, True
+    return results, False
+
+
+def rule_fingerprint(rule: CoordinatewiseLSTM) -> str:
+    """SHA-256 of the rule's weights (identical rules, identical bytes)."""
+    digest = hashlib.sha256()
+    for variable in rule.trainable_variables:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def meta_train(
@@ -178,6 +241,7 @@ def meta_train(
     run_config: dict[str, Any] | None = None,
     logdir: str | None = None,
     log: Callable[[str], None] = print,
+    strategy: tf.distribute.Strategy | None = None,
     on_run_end: Callable[[progress.RunReport], None] | None = None,
 ) -> dict[str, Any]:
     """Meta-trains ``rule`` on ``problem`` for ``options.num_epochs`` optimizee runs,
@@ -189,145 +253,102 @@ def meta_train(
     ``log`` receives a progress line every ``options.log_every`` runs (elapsed time, ETA);
     ``on_run_end`` a ``progress.RunReport`` after every run (``progress.progbar`` draws a bar).
 
-    Returns a summary: runs done, best validation score and its run, skipped updates,
+    With a ``strategy`` (``rule`` created in its scope), each epoch is a meta-batch of one
+    run per replica (run ``epoch * replicas + replica``; ``DistributedMetaTrainer``); only
+    the chief writes to ``save_path`` and validates. Returns a summary: epochs (= runs
+    without a strategy) done, runs, best validation score and epoch, skipped updates,
     reset optimizees, wall time.
     """
-    check_run_config(save_path, run_config or {})
-    job = _Job(rule, problem, meta_config, options, save_path, run_config, log)
-    restored = _resume(job.checkpoint, save_path, job.best_dir, log)
-    if restored:
-        log(f"resumed from {restored}: run {job.run}, best validation {float(job.best_score):.5g} after run {int(job.best_run)}")
-    job.writer = _summary_writer(logdir or os.path.join(save_path, "logs"), job.run, meta_config, run_config, log)
-    if job.run == 0 and not os.path.isdir(job.best_dir):
-        job.validate()  # the untrained rule is the first candidate
-    job.start_clock()
-    while job.run < options.num_epochs:
-        result = train_run(job.trainer, seeds.training_seed(job.run, options.seed), options.divergence_factor)
-        report = job.record(result)
-        if on_run_end is not None:
-            on_run_end(report)
-        job.log_validate_checkpoint(report)
-    job.writer.flush()
-    return job.summary()
+    chief = distributed.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    run_config = {**(run_config or {}), "num_replicas": replicas}
+    if chief:
+        check_run_config(save_path, run_config)
+    trainer = _make_trainer(rule, problem, meta_config, strategy)
+    state = _TrainingState(rule, trainer, save_path, chief)
+    try:
+        state.restore(strategy, os.path.join(save_path, "best"), log)
+        writer = summaries.open_writer(logdir or os.path.join(save_path, "logs"), int(state.epoch), meta_config.num_steps,
+                                       run_config, log) if chief else None
+        validate = _Validator(rule, problem, meta_config, options, save_path, run_config, state, writer, log) if chief else None
+        if validate is not None and int(state.epoch) == 0 and not os.path.isdir(validate.best_dir):
+            validate()  # the untrained rule is the first candidate
+        start = time.time()
+        _training_loop(trainer, options, meta_config, state, writer, validate, replicas, log, on_run_end)
+    finally:
+        state.close()
+    return {
+        "epochs": int(state.epoch),
+        "runs": int(state.epoch) * replicas,
+        "best_validation_loss": float(state.best_score),
+        "best_epoch": int(state.best_epoch),
+        "skipped_updates": int(trainer.skipped_updates.numpy()),
+        "reset_runs": int(state.resets),
+        "wall_seconds": time.time() - start,
+        "num_replicas": replicas,
+        "rule_sha256": rule_fingerprint(rule),
+        **({"seconds": dict(trainer.timings)} if strategy is not None else {}),
+    }
 
 
-class _Job:
-    """The state of one meta-training job: the trainer, the counters checkpointed with the
-    rule, the best-rule record, and what each finished run writes and logs."""
+class _Validator:
+    """Scores the rule on the validation runs, logs it and keeps the best rule (chief only)."""
 
     def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, meta_config: MetaConfig, options: TrainingOptions,
-                 save_path: str, run_config: dict[str, Any] | None, log: Callable[[str], None]):
-        self.rule, self.meta_config, self.options, self.run_config, self.log = rule, meta_config, options, run_config, log
-        self.trainer = MetaTrainer(rule, problem, meta_config)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")  # runs done
-        self.best_score = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_score")
-        self.best_run = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
-        self.resets = tf.Variable(0, dtype=tf.int64, trainable=False, name="resets")
-        self.checkpoint = tf.train.Checkpoint(
-            rule=rule, meta_optimizer=self.trainer.meta_optimizer, epoch=self.epoch, best_score=self.best_score,
-            best_epoch=self.best_run, resets=self.resets, skipped_updates=self.trainer.skipped_updates,
-        )
-        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(save_path, "train"), max_to_keep=2)
+                 save_path: str, run_config: dict[str, Any], state: _TrainingState, writer: Any,
+                 log: Callable[[str], None]):
+        self.rule, self.meta_config, self.run_config = rule, meta_config, run_config
+        self.state, self.writer, self.log = state, writer, log
+        self.runner = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
+        self.seeds = seeds.validation_seeds(options.validation_runs)
         self.best_dir = os.path.join(save_path, "best")
-        self.validator = RuleRunner(rule, problem, meta_config.num_steps, meta_config.jit_compile)
-        self.validation_seeds = seeds.validation_seeds(options.validation_runs)
-        self.writer: Any = None
 
-    @property
-    def run(self) -> int:
-        return int(self.epoch)
-
-    def start_clock(self) -> None:
-        self.start, self.clock, self.window = time.time(), progress.Clock(self.run, self.options.num_epochs), _LogWindow()
-
-    def validate(self) -> None:
-        """Scores the rule on the validation runs; keeps it in ``best_dir`` if it is the best."""
-        score = validation_score(self.validator, self.validation_seeds, self.meta_config)
-        with self.writer.as_default(step=self.run):
+    def __call__(self) -> None:
+        state, epoch = self.state, int(self.state.epoch)
+        score = validation_score(self.runner, self.seeds, self.meta_config)
+        with self.writer.as_default(step=epoch):
             tf.summary.scalar("validation_loss", score)
-        improved = score < float(self.best_score)
+        improved = score < float(state.best_score)
         if improved:
-            self.best_score.assign(score)
-            self.best_run.assign(self.run)
+            state.best_score.assign(score)
+            state.best_epoch.assign(epoch)
             checkpoints.save_rule(
-                self.rule, self.best_dir, {"epoch": self.run, "validation_loss": score, "run_config": self.run_config}
+                self.rule, self.best_dir, {"epoch": epoch, "validation_loss": score, "run_config": self.run_config}
             )
-        self.log(f"  validation after run {self.run}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
+        self.log(f"  validation after run {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
 
-    def record(self, result: RunResult) -> progress.RunReport:
-        """Counts the finished run and writes its summaries; its report."""
-        self.resets.assign_add(int(result.diverged))
-        self.epoch.assign_add(1)
-        elapsed = self.clock.elapsed()
+
+def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConfig, state: _TrainingState,
+                   writer: Any, validate: Callable[[], None] | None, replicas: int,
+                   log: Callable[[str], None], on_run_end: Callable[[progress.RunReport], None] | None = None) -> None:
+    """Epochs until ``options.num_epochs``: train, summarise, report, log, validate, checkpoint."""
+    window = progress.ProgressLine(trainer, replicas)
+    clock = progress.Clock(int(state.epoch), options.num_epochs)
+    while int(state.epoch) < options.num_epochs:
+        run_seeds = [seeds.training_seed(int(state.epoch) * replicas + r, options.seed) for r in range(replicas)]
+        results, diverged = _train_one_epoch(trainer, run_seeds, options.divergence_factor)
+        window.add(results, meta_config.unroll_length)
+        if diverged:
+            state.resets.assign_add(1)
+        state.epoch.assign_add(1)
+        epoch, elapsed = int(state.epoch), clock.elapsed()
+        curve = np.concatenate([np.atleast_2d(np.asarray(r["step_losses"])).mean(axis=0) for r in results])
         report = progress.RunReport(
-            self.run, self.options.num_epochs, float(np.mean(result.meta_losses_per_step)),
-            float(result.step_losses[-1]), float(np.mean(result.meta_gradient_norms)), elapsed,
-            self.clock.eta(self.run, elapsed),
+            epoch, options.num_epochs, progress.per_step_meta_loss(results, meta_config.unroll_length), float(curve[-1]),
+            float(np.mean([float(r["meta_gradient_norm"]) for r in results])), elapsed, clock.eta(epoch, elapsed),
         )
-        summaries.write_run(self.writer, report.run, self.meta_config.num_steps, result.step_losses, {
-            "meta_loss_per_step": report.meta_loss_per_step, "meta_gradient_norm": report.meta_gradient_norm,
-            "optimizee/final_loss": report.final_loss, "elapsed_seconds": report.elapsed_seconds,
-        })
-        self.window.add(result, len(result.meta_losses_per_step) * self.meta_config.unroll_length)
-        return report
-
-    def log_validate_checkpoint(self, report: progress.RunReport) -> None:
-        """The progress line, validation and checkpoint, each when it is due."""
-        last = self.run == self.options.num_epochs
-        if self.run % self.options.log_every == 0 or last:
-            self.log(self.window.line(report, int(self.trainer.skipped_updates), int(self.resets)))
-        if self.run % self.options.validation_every == 0 or last:
-            self.validate()
-        if self.run % self.options.checkpoint_every == 0 or last:
-            self.manager.save(checkpoint_number=self.run)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "runs": self.run,
-            "best_validation_loss": float(self.best_score),
-            "best_run": int(self.best_run),
-            "skipped_updates": int(self.trainer.skipped_updates),
-            "reset_runs": int(self.resets),
-            "wall_seconds": time.time() - self.start,
-        }
-
-
-def _summary_writer(
-    logdir: str, run: int, meta_config: MetaConfig, run_config: dict[str, Any] | None, log: Callable[[str], None]
-) -> Any:
-    """The TensorBoard writer; on a resume, first drops what was logged after the
-    checkpoint (so no step repeats); on a fresh start, records the hyper-parameters."""
-    if run > 0:
-        dropped = summaries.drop_after(logdir, run, meta_config.num_steps)
-        if dropped:
-            log(f"TensorBoard: dropped {dropped} values logged after run {run}, the checkpoint resumed from")
-    writer = tf.summary.create_file_writer(logdir)
-    if run == 0:
-        summaries.write_hparams(writer, run_config or {})
-    return writer
-
-
-class _LogWindow:
-    """Averages over the runs since the last progress line."""
-
-    def __init__(self) -> None:
-        self.meta_losses: list[float] = []
-        self.norms: list[float] = []
-        self.steps, self.start = 0, time.monotonic()
-
-    def add(self, result: RunResult, steps: int) -> None:
-        self.meta_losses += result.meta_losses_per_step
-        self.norms += result.meta_gradient_norms
-        self.steps += steps
-
-    def line(self, report: progress.RunReport, skipped: int, resets: int) -> str:
-        """The progress line, then a new window."""
-        rate = self.steps / max(time.monotonic() - self.start, 1e-9)
-        text = (
-            f"run {report.run}/{report.num_runs}  meta-loss/step {np.mean(self.meta_losses):.5g}"
-            f"  |meta-grad| {np.mean(self.norms):.3g}  {rate:.1f} optimizee steps/s  skipped {skipped}"
-            f"  resets {resets}  elapsed {progress.format_duration(report.elapsed_seconds)}"
-            f"  ETA {progress.format_duration(report.eta_seconds)}"
-        )
-        self.__init__()
-        return text
+        if writer is not None:
+            summaries.write_run(writer, epoch, meta_config.num_steps, curve, {
+                "meta_loss_per_step": report.meta_loss_per_step, "meta_gradient_norm": report.meta_gradient_norm,
+                "optimizee/final_loss": report.final_loss, "elapsed_seconds": elapsed,
+            })
+        if on_run_end is not None:
+            on_run_end(report)
+        if epoch % options.log_every == 0 or epoch == options.num_epochs:
+            log(window.line(report, results, int(trainer.skipped_updates.numpy()), int(state.resets)))
+        if validate is not None and (epoch % options.validation_every == 0 or epoch == options.num_epochs):
+            validate()
+        if epoch % options.checkpoint_every == 0 or epoch == options.num_epochs:
+            state.save()
+    if writer is not None:
+        writer.flush()

@@ -7,17 +7,24 @@ Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
 checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
 the same --save_path resumes. With --export_dir the best rule is also exported as a
 SavedModel (see train.export).
+
+Several devices or machines (README): --distribution=mirrored uses every GPU of this
+machine, --distribution=multi_worker the workers named by the TF_CONFIG environment
+variable (run the same command on each); each replica meta-trains on its own runs and
+the meta-gradients are averaged. Only the chief (worker 0) writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
-from l2l_tf import checkpoints, export, preprocess, sharding
+from l2l_tf import checkpoints, distributed, export, preprocess, sharding
 from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
@@ -33,7 +40,11 @@ flags.DEFINE_string(
     "Warm start: initial rule weights from this meta_train --save_path (its best rule) or rule"
     " folder, e.g. to continue with a lower --meta_learning_rate. Architecture flags must match.",
 )
-flags.DEFINE_integer("num_runs", 100, "Optimizee runs to meta-train on (one run = --num_steps steps).", lower_bound=1)
+flags.DEFINE_integer(
+    "num_runs", 100,
+    "Optimizee runs to meta-train on (one run = --num_steps steps); with --distribution, epochs of one run per replica.",
+    lower_bound=1,
+)
 flags.DEFINE_alias("num_epochs", "num_runs")  # the flag's first name; commands in experiments/ use it
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
@@ -83,6 +94,13 @@ flags.DEFINE_list(
     " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_from a rule"
     " without them, the new inputs start with zero weight.",
 )
+flags.DEFINE_enum(
+    "distribution", "none", list(distributed.DISTRIBUTIONS),
+    "none: one device. mirrored: every GPU of this machine (tf.distribute.MirroredStrategy)."
+    " multi_worker: the workers named by the TF_CONFIG environment variable"
+    " (MultiWorkerMirroredStrategy; start the same command on each). Each replica meta-trains on"
+    " its own runs; the meta-gradients are averaged (a meta-batch of one run per replica).",
+)
 flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
 flags.DEFINE_integer("validation_runs", 8, "Held-out optimizee runs per validation.", lower_bound=1)
 flags.DEFINE_integer("checkpoint_every", 10, "Write a resumable checkpoint every N runs.", lower_bound=1)
@@ -99,7 +117,7 @@ def run_config() -> dict:
         "meta_gradient_clip_norm", "second_derivatives", "jit_compile", "seed", "num_layers",
         "hidden_size", "preprocessing", "preprocessing_p", "output_scale", "validation_runs", "init_from", "meta_loss_weighting",
         "meta_objective", "recompute_segment", "momentum_decays", "meta_gradient_accumulation",
-        "coordinate_shards",
+        "coordinate_shards", "distribution",
     ]
     return {"num_epochs": FLAGS.num_runs, **{name: FLAGS[name].value for name in names}}
 
@@ -130,31 +148,28 @@ def check_output_flags() -> None:
         common.require_writable_dir(FLAGS.logdir, "logdir")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        common.usage_error(f"unexpected arguments {argv[1:]}")
+def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
+    """The rule, meta-training and loop settings named by the flags (usage errors if invalid)."""
     if FLAGS.num_steps % FLAGS.unroll_length:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
-    check_output_flags()
     rule_config = rule_config_from_flags()
     try:
         meta_config = MetaConfig(**{field.name: FLAGS[field.name].value for field in dataclasses.fields(MetaConfig)})
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
-    if meta_config.coordinate_shards > 1:
-        sharding.configure_cpu_threads(meta_config.coordinate_shards)
     options = TrainingOptions(
         FLAGS.num_runs, FLAGS.validation_every, FLAGS.validation_runs, FLAGS.checkpoint_every,
         FLAGS.log_every, FLAGS.seed,
     )
-    problem = common.build_problem()
-    try:
-        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
-    except ValueError as error:
-        common.usage_error(f"{error}; use the number of CPU cores")
-    rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+    return rule_config, meta_config, options
+
+
+def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM:
+    """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_from if set."""
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
     if FLAGS.init_from:
         try:
             start = checkpoints.load_rule(FLAGS.init_from)
@@ -164,10 +179,33 @@ def main(argv: list[str]) -> None:
             warm_start(rule, start)
         except ValueError as error:
             common.usage_error(f"--init_from={FLAGS.init_from}: {error}; pass matching architecture flags")
+    return rule
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    rule_config, meta_config, options = configs_from_flags()
+    if meta_config.coordinate_shards > 1:
+        sharding.configure_cpu_threads(meta_config.coordinate_shards)
+    try:
+        strategy = distributed.make_strategy(FLAGS.distribution)
+    except distributed.DistributionError as error:
+        common.usage_error(str(error))
+    chief = distributed.is_chief(strategy)
+    if chief:  # the other workers write nothing under --save_path
+        check_output_flags()
+    problem = common.build_problem()
+    try:
+        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
+    except ValueError as error:
+        common.usage_error(f"{error}; use the number of CPU cores")
+    rule = build_rule(rule_config, strategy)
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
-        f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps",
+        f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
+        + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
         flush=True,
     )
     command = "python -m train.meta_train " + " ".join(sys.argv[1:])
@@ -175,12 +213,17 @@ def main(argv: list[str]) -> None:
     try:
         summary = meta_train(
             rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
-            log=lambda line: print(line, flush=True),
+            log=lambda line: print(line, flush=True), strategy=strategy,
         )
     except IncompatibleResumeError as error:
         common.usage_error(str(error))
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:300]
+        print(f"FATAL lost contact with another worker ({first_line}); restart every worker with the same"
+              " command: the job resumes from the last checkpoint", file=sys.stderr)
+        sys.exit(1)
     print("summary: " + json.dumps(summary), flush=True)
-    if FLAGS.export_dir:
+    if FLAGS.export_dir and chief:
         try:
             export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
         except (FileNotFoundError, ValueError) as error:
