@@ -1,11 +1,12 @@
-"""Flags and helpers shared by the l2l_tf binaries."""
+"""Flags and helpers shared by the l2l_tf programs (``l2l_tf.cli``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
 from l2l_tf.problems.custom import load_problem
@@ -84,3 +85,20 @@ def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
         export.check_export_target(export_dir, protected)
     except export.UnsafeExportTargetError as error:
         usage_error(str(error))
+
+
+def run_program(run: Callable[[list[str]], None], module_name: str) -> None:
+    """Runs ``run`` under ``absl.app`` with the flags of ``module_name`` (and the shared
+    ones it adopted) listed by ``--helpshort``: absl lists the flags of the main module,
+    which is a console script or a ``train/`` shim, not the module defining them."""
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(run)
+
+
+def command_line() -> str:
+    """The command that started this program, as a user would type it again."""
+    program = os.path.basename(sys.argv[0])
+    if program.endswith(".py"):  # python -m train.NAME in a checkout
+        program = "python -m train." + program[: -len(".py")]
+    return " ".join([program, *sys.argv[1:]])
