@@ -51,7 +51,8 @@ def first_unroll(trainer) -> Callable[[], Any]:
     state = trainer.rule.init_state(problem.num_coordinates)
     batches = next(trainer.run_batches(seed))
     weights = tf.ones([trainer.config.unroll_length])
-    return lambda: trainer.train_unroll(params, state, batches, weights)
+    optimizee_state = problem.initial_state(seed)
+    return lambda: trainer.train_unroll(params, state, batches, weights, optimizee_state)
 
 
 def bench_meta_training(quick: bool, jit_values: tuple[bool, ...] = (True, False), shards: int = 1) -> list[dict]:

@@ -143,25 +143,44 @@ def loss_and_gradient(
     return losses, tape.gradient(total, params)
 
 
+def loss_gradient_and_state(
+    problem: Problem, params: tf.Tensor, state: tf.Tensor, batch: Batch
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``loss_and_gradient`` for optimizees with state: also the state after this step's
+    forward pass (no gradient flows through it: the problem stops it)."""
+    if not tf.executing_eagerly():
+        losses, state = problem.flat_loss_and_state(params, state, batch)
+        return losses, tf.gradients(tf.reduce_sum(losses), params)[0], state
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        losses, state = problem.flat_loss_and_state(params, state, batch)
+        total = tf.reduce_sum(losses)
+    return losses, tape.gradient(total, params), state
+
+
 def _run_steps(
     rule: CoordinatewiseLSTM | CoordinateShards,
     problem: Problem,
     params: tf.Tensor,
+    optimizee_state: tf.Tensor,
     cells: list[tf.Tensor],
     batches: Batch,
     steps: range,
     second_derivatives: bool,
     step_weights: tf.Tensor,
     objective: Callable[[tf.Tensor], tf.Tensor],
-) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
-    """Optimizee steps ``steps`` of an unroll: ``(params, cells, meta-loss terms, step losses)``.
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
+    """Optimizee steps ``steps`` of an unroll:
+    ``(params, optimizee state, cells, meta-loss terms, step losses)``.
 
     Step ``t > 0`` adds ``w_{t-1} g(mean f(theta_t))`` to the meta-loss (step 0's loss is
     the previous unroll's last term).
     """
     meta_loss, step_losses = tf.constant(0.0), []
     for t in steps:
-        losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
+        losses, gradients, optimizee_state = loss_gradient_and_state(
+            problem, params, optimizee_state, step_batch(batches, t)
+        )
         mean_loss = tf.reduce_mean(losses)
         step_losses.append(mean_loss)
         if t > 0:
@@ -170,10 +189,10 @@ def _run_steps(
             gradients = tf.stop_gradient(gradients)
         update, cells = rule.step_cells(gradients, cells)
         params = params + update
-    return params, cells, meta_loss, tf.stack(step_losses)
+    return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
 
 
-def unroll(
+def unroll_with_state(
     rule: CoordinatewiseLSTM | CoordinateShards,
     problem: Problem,
     params: tf.Tensor,
@@ -184,10 +203,13 @@ def unroll(
     step_weights: tf.Tensor | None = None,
     objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
     recompute_segment: int = 0,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    optimizee_state: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
 
-    Returns ``(meta_loss, step_losses, params, state)``: ``step_losses[t]`` is the mean
+    Returns ``(meta_loss, step_losses, params, state, optimizee_state)``: ``state`` is the
+    rule's, ``optimizee_state`` the problem's (``Problem.state_size``; default its
+    ``initial_state(0)``), carried through the steps by the forward passes; ``step_losses[t]`` is the mean
     loss at the parameters step ``t`` started from, on its batch; ``meta_loss`` is
     ``sum_{t=1..T} w_t g(mean f(theta_t))`` (``step_weights`` ``[T]``, default all 1;
     ``objective`` g, default the identity, e.g. ``MetaConfig.objective``), where
@@ -207,28 +229,52 @@ def unroll(
     segment = recompute_segment or unroll_length
     if unroll_length % segment:
         raise ValueError(f"recompute_segment ({segment}) must divide unroll_length ({unroll_length})")
+    if optimizee_state is None:
+        optimizee_state = problem.initial_state(0)
     meta_loss, step_losses = tf.constant(0.0), []
     cells = rule.split_state(state)
     for start in range(0, unroll_length, segment):
         steps = range(start, start + segment)
 
-        def run(params: tf.Tensor, *cells: tf.Tensor, steps: range = steps) -> list[tf.Tensor]:
-            params, cells, terms, losses = _run_steps(
-                rule, problem, params, list(cells), batches, steps, second_derivatives,
-                step_weights, objective,
+        def run(
+            params: tf.Tensor, optimizee_state: tf.Tensor, *cells: tf.Tensor, steps: range = steps
+        ) -> list[tf.Tensor]:
+            params, optimizee_state, cells, terms, losses = _run_steps(
+                rule, problem, params, optimizee_state, list(cells), batches, steps,
+                second_derivatives, step_weights, objective,
             )
-            return [params, *cells, terms, losses]
+            return [params, optimizee_state, *cells, terms, losses]
 
         if recompute_segment:
             run = tf.recompute_grad(run)
-        params, *cells, terms, losses = run(params, *cells)
+        params, optimizee_state, *cells, terms, losses = run(params, optimizee_state, *cells)
         meta_loss += terms
         step_losses.append(losses)
     state = rule.join_state(cells)
     last_batch = step_batch(batches, unroll_length - 1)
-    final_loss = tf.reduce_mean(problem.flat_loss(params, last_batch))
-    meta_loss += step_weights[-1] * objective(final_loss)
-    return meta_loss, tf.concat(step_losses, axis=0), params, state
+    final_losses, _ = problem.flat_loss_and_state(params, optimizee_state, last_batch)
+    meta_loss += step_weights[-1] * objective(tf.reduce_mean(final_losses))
+    return meta_loss, tf.concat(step_losses, axis=0), params, state, optimizee_state
+
+
+def unroll(
+    rule: CoordinatewiseLSTM | CoordinateShards,
+    problem: Problem,
+    params: tf.Tensor,
+    state: tf.Tensor,
+    batches: Batch,
+    unroll_length: int,
+    second_derivatives: bool = False,
+    step_weights: tf.Tensor | None = None,
+    objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    recompute_segment: int = 0,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``unroll_with_state`` from the problem's initial optimizee state, without that state
+    in the result: ``(meta_loss, step_losses, params, state)``."""
+    return unroll_with_state(
+        rule, problem, params, state, batches, unroll_length, second_derivatives, step_weights,
+        objective, recompute_segment,
+    )[:4]
 
 
 def all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
@@ -267,17 +313,23 @@ class MetaTrainer:
             tf.TensorSpec([n, rule.state_size], tf.float32),
             problem.stacked_batch_spec(config.unroll_length),
             tf.TensorSpec([config.unroll_length], tf.float32),
+            tf.TensorSpec([problem.state_size], tf.float32),
         ]
         self.train_unroll = tf.function(
             self._train_unroll, input_signature=signature, jit_compile=config.jit_compile
         )
 
     def _train_unroll(
-        self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
+        self,
+        params: tf.Tensor,
+        state: tf.Tensor,
+        batches: Batch,
+        step_weights: tf.Tensor,
+        optimizee_state: tf.Tensor,
     ) -> dict:
         weights = self.rule.trainable_variables
         with tf.GradientTape() as tape:
-            meta_loss, step_losses, params, state = unroll(
+            meta_loss, step_losses, params, state, optimizee_state = unroll_with_state(
                 self.unroll_rule,
                 self.problem,
                 params,
@@ -288,6 +340,7 @@ class MetaTrainer:
                 step_weights,
                 self.config.objective,
                 self.config.recompute_segment,
+                optimizee_state,
             )
         meta_gradients = tape.gradient(meta_loss, weights)
         finite = all_finite([meta_loss, *meta_gradients])
@@ -308,6 +361,7 @@ class MetaTrainer:
             "applied": applied,
             "params": params,
             "state": state,
+            "optimizee_state": optimizee_state,
         }
 
     def run_batches(self, seed: int) -> Iterator[Batch]:
@@ -319,14 +373,19 @@ class MetaTrainer:
     def unrolls(self, seed: int) -> Iterator[dict[str, Any]]:
         """Meta-trains over optimizee run ``seed``, yielding each unroll's result.
 
-        Optimizee parameters and rule states carry over between unrolls as constants.
+        Optimizee parameters, optimizee state (e.g. BatchNorm statistics) and rule states
+        carry over between unrolls as constants.
         """
         params = self.problem.flatten(self.problem.initial_params(seed))
+        optimizee_state = self.problem.initial_state(seed)
         state = self.rule.init_state(self.problem.num_coordinates)
         weights = self.config.step_weights()
         length = self.config.unroll_length
         for index, batches in enumerate(self.run_batches(seed)):
             unroll_weights = weights[index * length + 1 : (index + 1) * length + 1]
-            result = self.train_unroll(params, state, batches, tf.constant(unroll_weights))
+            result = self.train_unroll(
+                params, state, batches, tf.constant(unroll_weights), optimizee_state
+            )
             params, state = result["params"], result["state"]
+            optimizee_state = result["optimizee_state"]
             yield result
