@@ -13,7 +13,7 @@ taskset -c 0 python -m benchmarks.conv_meta --mnist_dir="$mnist_dir" --repeats=7
 #    Re-running the same command resumes from experiments/conv/run_single/train (append the
 #    log to a new part, e.g. meta_train.single.part2.log, instead of overwriting it).
 #    It runs until stopped (SIGTERM) or --num_epochs; the best rule by validation is run_single/best.
-TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c 0 python -m train.meta_train \
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c 0 python -m train.meta_train \
   --problem=mnist_conv $data --save_path=$out/run_single \
   --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
   --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
