@@ -22,7 +22,7 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.common import block
+from benchmarks.common import block, first_unroll
 from l2l_tf import seeds
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.meta import MetaConfig, MetaTrainer
@@ -63,16 +63,6 @@ class SgdStandIn(tf.Module):
         return -self.learning_rate * gradients, state
 
 
-def unroll_call(trainer: MetaTrainer):
-    problem, seed = trainer.problem, seeds.training_seed(0)
-    params = problem.flatten(problem.initial_params(seed))
-    state = trainer.rule.init_state(problem.num_coordinates)
-    batches = next(trainer.run_batches(seed))
-    weights = tf.ones([trainer.config.unroll_length])
-    optimizee_state = problem.initial_state(seed)
-    return lambda: trainer.train_unroll(params, state, batches, weights, optimizee_state)
-
-
 def timed(fn, steps: int) -> tuple[float, float]:
     """Seconds of the first (compiling) call; seconds per step of one warm call."""
     start = time.perf_counter()
@@ -96,7 +86,7 @@ def main(argv: list[str]) -> None:
     calls, compile_s, per_step = {}, {}, {}
     for name, (make_rule, jit) in configs.items():
         config = MetaConfig(num_steps=length, unroll_length=length, jit_compile=jit)
-        calls[name] = unroll_call(MetaTrainer(make_rule(), problem, config))
+        calls[name] = first_unroll(MetaTrainer(make_rule(), problem, config))
         compile_s[name], first = timed(calls[name], length)
         per_step[name] = [first]
         print(f"  {name:<14} compile {compile_s[name]:.1f}s  {1 / first:.2f} steps/s", flush=True)
