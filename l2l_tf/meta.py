@@ -124,30 +124,17 @@ def step_batch(batches: Batch, t: int | tf.Tensor) -> Batch:
     return tf.nest.map_structure(lambda b: b[t], batches)
 
 
-def loss_and_gradient(
-    problem: Problem, params: tf.Tensor, batch: Batch
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-function losses ``[F]`` and the gradient of their sum w.r.t. flat ``params``.
+def loss_gradient_and_state(
+    problem: Problem, params: tf.Tensor, state: tf.Tensor, batch: Batch
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-function losses ``[F]``, the gradient of their sum w.r.t. flat ``params``, and
+    the optimizee ``state`` after this step's forward pass (``Problem.loss_and_state``; no
+    gradient flows through it).
 
     In a graph (``tf.function``) the gradient is built with ``tf.gradients``, which works
     where tapes are paused, e.g. inside the forward pass of ``tf.recompute_grad``; an
     enclosing tape still records it (second derivatives).
     """
-    if not tf.executing_eagerly():
-        losses = problem.flat_loss(params, batch)
-        return losses, tf.gradients(tf.reduce_sum(losses), params)[0]
-    with tf.GradientTape() as tape:
-        tape.watch(params)
-        losses = problem.flat_loss(params, batch)
-        total = tf.reduce_sum(losses)
-    return losses, tape.gradient(total, params)
-
-
-def loss_gradient_and_state(
-    problem: Problem, params: tf.Tensor, state: tf.Tensor, batch: Batch
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """``loss_and_gradient`` for optimizees with state: also the state after this step's
-    forward pass (no gradient flows through it: the problem stops it)."""
     if not tf.executing_eagerly():
         losses, state = problem.flat_loss_and_state(params, state, batch)
         return losses, tf.gradients(tf.reduce_sum(losses), params)[0], state
@@ -156,6 +143,13 @@ def loss_gradient_and_state(
         losses, state = problem.flat_loss_and_state(params, state, batch)
         total = tf.reduce_sum(losses)
     return losses, tape.gradient(total, params), state
+
+
+def loss_and_gradient(
+    problem: Problem, params: tf.Tensor, batch: Batch
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``loss_gradient_and_state`` from the problem's initial state: losses and gradient."""
+    return loss_gradient_and_state(problem, params, problem.initial_state(0), batch)[:2]
 
 
 def _run_steps(

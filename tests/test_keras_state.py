@@ -119,3 +119,24 @@ def test_batch_norm_state_is_not_differentiated(small_mnist):
         _, state = problem.flat_loss_and_state(params, problem.initial_state(1), batch)
         total = tf.reduce_sum(state)
     assert tape.gradient(total, params) is None
+
+
+def test_recomputed_segments_carry_the_state_too(small_mnist):
+    problem = problem_of(small_mnist, dropout=0.3)
+    rule = CoordinatewiseLSTM(seed=2)
+    params = problem.flatten(problem.initial_params(3))
+    batches = tf.nest.map_structure(lambda b: b[:4], run_batches(problem, 3, 4))
+
+    @tf.function  # as MetaTrainer runs it: recompute_grad needs a graph here
+    def meta_gradient(segment):
+        with tf.GradientTape() as tape:
+            out = unroll_with_state(rule, problem, params, rule.init_state(problem.num_coordinates), batches, 4,
+                                    recompute_segment=segment, optimizee_state=problem.initial_state(3))
+        return out, tape.gradient(out[0], rule.trainable_variables)
+
+    (plain, plain_grads), (recomputed, recomputed_grads) = meta_gradient(0), meta_gradient(2)
+    assert not np.allclose(plain[4].numpy(), problem.initial_state(3).numpy())
+    for x, y in zip(plain, recomputed):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+    for x, y in zip(plain_grads, recomputed_grads):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-6)
