@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO, subprocess_env
 
-from l2l_tf.evaluation import RuleRunner
+from l2l_tf.evaluation import BaselineRunner, RuleRunner, evaluate_baseline
 from l2l_tf.problems import PROBLEM_NAMES, make_problem
 from l2l_tf.problems.data import load_idx_split
 from l2l_tf.rules import CoordinatewiseLSTM
@@ -55,6 +55,8 @@ def test_cifar_problems_on_mock_data():
     losses, params, state = RuleRunner(CoordinatewiseLSTM(), problem, 2, jit_compile=False).run_with_state(0)
     assert np.all(np.isfinite(losses)) and state.shape == [problem.state_size]
     assert 0.0 <= problem.metrics(problem.unflatten(params), 0, state)["test_accuracy"] <= 1.0
+    adam = evaluate_baseline(BaselineRunner("adam", problem, 2, jit_compile=False), [0, 1], 0.01).summary()
+    assert adam["runs"] == 2 and np.isfinite(adam["final_loss_mean"]) and 0.0 <= adam["test_accuracy_mean"] <= 1.0
 
 
 def test_cifar_from_idx_files_is_refused_with_the_fix():

@@ -9,7 +9,9 @@ Two kinds are supported:
 - **seeds**: the state of every ``keras.random.SeedGenerator`` (Dropout and other random
   layers). It is not carried: at each step it is derived from that step's seed (run seed
   and step index, see ``step_seeds``), so a run's randomness depends only on its seed and
-  a resumed run draws the same masks as an uninterrupted one.
+  a resumed run draws the same masks as an uninterrupted one. (XLA-compiled steps draw
+  other masks than graph-executed ones, as TensorFlow's stateless RNG picks another
+  algorithm there; each is deterministic.)
 
 Any other non-trainable variable (a frozen layer's weights, adapted normalisation
 statistics, ...) is refused with an error naming its layer.
