@@ -7,6 +7,7 @@ import tensorflow as tf
 from l2l_tf.evaluation import RuleRunner, run_batches
 from l2l_tf.meta import loss_gradient_and_state, step_batch, unroll_with_state
 from l2l_tf.problems import KerasProblem
+from l2l_tf.problems.keras_state import ModelState
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.training import IMPLICIT_DEFAULTS, TrainingOptions, meta_train
 
@@ -160,3 +161,12 @@ def test_dropout_under_xla_is_reproducible(small_mnist):
     first, again, other = runner.run(9), runner.run(9), runner.run(10)
     np.testing.assert_array_equal(first[0], again[0])
     assert np.all(np.isfinite(first[0])) and not np.allclose(first[0], other[0])
+
+
+def test_nested_models_and_other_random_layers_are_classified():
+    inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                              keras.layers.GaussianNoise(0.1)])
+    inputs = keras.Input((784,))
+    outputs = keras.layers.Dense(10)(keras.layers.Dropout(0.2)(inner(keras.layers.Dense(8)(inputs))))
+    state = ModelState(keras.Model(inputs, outputs))
+    assert (state.size, state.num_seeds, state.stochastic) == (16, 2, True)
