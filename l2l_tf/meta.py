@@ -202,19 +202,18 @@ def unroll_with_state(
     """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
 
     Returns ``(meta_loss, step_losses, params, state, optimizee_state)``: ``state`` is the
-    rule's, ``optimizee_state`` the problem's (``Problem.state_size``; default its
-    ``initial_state(0)``), carried through the steps by the forward passes; ``step_losses[t]`` is the mean
-    loss at the parameters step ``t`` started from, on its batch; ``meta_loss`` is
+    rule's; ``optimizee_state`` the problem's (default ``initial_state(0)``), carried by the
+    forward passes; ``step_losses[t]`` the mean loss at the parameters step ``t`` started
+    from, on its batch; ``meta_loss`` is
     ``sum_{t=1..T} w_t g(mean f(theta_t))`` (``step_weights`` ``[T]``, default all 1;
     ``objective`` g, default the identity, e.g. ``MetaConfig.objective``), where
     ``f(theta_T)`` is evaluated on the last step's batch so that every update in the
     unroll receives meta-gradient.
 
     ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
-    segments of K steps wrapped in ``tf.recompute_grad``: a differentiating tape keeps
-    only each segment's inputs (parameters and rule state) and recomputes the segment's
-    activations in the backward pass. Same values and gradients, far less memory, about
-    one more forward pass per step.
+    segments of K steps wrapped in ``tf.recompute_grad``: a tape keeps only each segment's
+    inputs and recomputes its activations in the backward pass. Same values and gradients,
+    far less memory, about one more forward pass per step.
     """
     if step_weights is None:
         step_weights = tf.ones([unroll_length])
