@@ -204,11 +204,9 @@ def unroll_with_state(
     Returns ``(meta_loss, step_losses, params, state, optimizee_state)``: ``state`` is the
     rule's; ``optimizee_state`` the problem's (default ``initial_state(0)``), carried by the
     forward passes; ``step_losses[t]`` the mean loss at the parameters step ``t`` started
-    from, on its batch; ``meta_loss`` is
-    ``sum_{t=1..T} w_t g(mean f(theta_t))`` (``step_weights`` ``[T]``, default all 1;
-    ``objective`` g, default the identity, e.g. ``MetaConfig.objective``), where
-    ``f(theta_T)`` is evaluated on the last step's batch so that every update in the
-    unroll receives meta-gradient.
+    from, on its batch; ``meta_loss`` is ``sum_{t=1..T} w_t g(mean f(theta_t))``
+    (``step_weights`` ``[T]``, default all 1; ``objective`` g, default the identity), where
+    ``f(theta_T)`` is evaluated on the last step's batch so every update gets meta-gradient.
 
     ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
     segments of K steps wrapped in ``tf.recompute_grad``: a tape keeps only each segment's
