@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import baselines
-from l2l_tf.meta import loss_and_gradient, step_batch
+from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
 
 
@@ -38,26 +38,43 @@ class RuleRunner:
         n = problem.num_coordinates
         self._trajectory = tf.function(
             self._run,
-            input_signature=[tf.TensorSpec([n], tf.float32), problem.stacked_batch_spec(num_steps + 1)],
+            input_signature=[
+                tf.TensorSpec([n], tf.float32),
+                tf.TensorSpec([problem.state_size], tf.float32),
+                problem.stacked_batch_spec(num_steps + 1),
+            ],
             jit_compile=jit_compile,
         )
 
-    def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+    def _run(
+        self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Batch
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         state = self.rule.init_state(self.problem.num_coordinates)
         losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
         for t in tf.range(self.num_steps):
-            step_losses, gradients = loss_and_gradient(self.problem, params, step_batch(batches, t))
+            step_losses, gradients, optimizee_state = loss_gradient_and_state(
+                self.problem, params, optimizee_state, step_batch(batches, t)
+            )
             losses = losses.write(t, tf.reduce_mean(step_losses))
             update, state = self.rule.step(gradients, state)
             params = params + update
-        final = self.problem.flat_loss(params, step_batch(batches, self.num_steps))
+        final, _ = self.problem.flat_loss_and_state(
+            params, optimizee_state, step_batch(batches, self.num_steps)
+        )
         losses = losses.write(self.num_steps, tf.reduce_mean(final))
-        return losses.stack(), params
+        return losses.stack(), params, optimizee_state
+
+    def run_with_state(self, seed: int) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+        """Run ``seed``'s loss curve, final parameters and final optimizee state."""
+        params = self.problem.flatten(self.problem.initial_params(seed))
+        losses, params, optimizee_state = self._trajectory(
+            params, self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
+        )
+        return losses.numpy(), params, optimizee_state
 
     def run(self, seed: int) -> tuple[np.ndarray, tf.Tensor]:
-        params = self.problem.flatten(self.problem.initial_params(seed))
-        losses, params = self._trajectory(params, run_batches(self.problem, seed, self.num_steps))
-        return losses.numpy(), params
+        """Run ``seed``'s loss curve ``[num_steps + 1]`` and final flat parameters."""
+        return self.run_with_state(seed)[:2]
 
 
 class BaselineRunner:
@@ -74,29 +91,41 @@ class BaselineRunner:
         self.optimizer.build([self.params])
         self._trajectory = tf.function(
             self._run,
-            input_signature=[problem.stacked_batch_spec(num_steps + 1)],
+            input_signature=[
+                tf.TensorSpec([problem.state_size], tf.float32),
+                problem.stacked_batch_spec(num_steps + 1),
+            ],
             jit_compile=jit_compile,
         )
 
-    def _run(self, batches: Batch) -> tf.Tensor:
+    def _run(self, optimizee_state: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
         losses = tf.TensorArray(tf.float32, size=self.num_steps + 1)
         for t in tf.range(self.num_steps):
-            step_losses, gradients = loss_and_gradient(
-                self.problem, tf.convert_to_tensor(self.params), step_batch(batches, t)
+            step_losses, gradients, optimizee_state = loss_gradient_and_state(
+                self.problem, tf.convert_to_tensor(self.params), optimizee_state, step_batch(batches, t)
             )
             losses = losses.write(t, tf.reduce_mean(step_losses))
             self.optimizer.apply_gradients([(gradients, self.params)])
-        final = self.problem.flat_loss(tf.convert_to_tensor(self.params), step_batch(batches, self.num_steps))
+        final, _ = self.problem.flat_loss_and_state(
+            tf.convert_to_tensor(self.params), optimizee_state, step_batch(batches, self.num_steps)
+        )
         losses = losses.write(self.num_steps, tf.reduce_mean(final))
-        return losses.stack()
+        return losses.stack(), optimizee_state
 
-    def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
+    def run_with_state(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+        """Run ``seed``'s loss curve, final parameters and final optimizee state."""
         self.params.assign(self.problem.flatten(self.problem.initial_params(seed)))
         for variable in self.optimizer.variables:
             variable.assign(tf.zeros_like(variable))
         self.optimizer.learning_rate.assign(learning_rate)
-        losses = self._trajectory(run_batches(self.problem, seed, self.num_steps))
-        return losses.numpy(), tf.convert_to_tensor(self.params)
+        losses, optimizee_state = self._trajectory(
+            self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
+        )
+        return losses.numpy(), tf.convert_to_tensor(self.params), optimizee_state
+
+    def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
+        """Run ``seed``'s loss curve ``[num_steps + 1]`` and final flat parameters."""
+        return self.run_with_state(seed, learning_rate)[:2]
 
 
 def final_loss_score(curves: np.ndarray) -> float:
@@ -153,20 +182,20 @@ class OptimizerResult:
 def _collect(name: str, problem: Problem, run: Any, seeds: Sequence[int], learning_rate: float | None = None) -> OptimizerResult:
     curves, metrics = [], []
     for seed in seeds:
-        losses, params = run(seed)
+        losses, params, state = run(seed)
         curves.append(losses)
-        metrics.append(problem.metrics(problem.unflatten(params), seed))
+        metrics.append(problem.metrics(problem.unflatten(params), seed, state))
     return OptimizerResult(name, np.stack(curves), metrics, learning_rate)
 
 
 def evaluate_rule(name: str, runner: RuleRunner, seeds: Sequence[int]) -> OptimizerResult:
     """Loss curves and metrics of a rule over runs ``seeds``."""
-    return _collect(name, runner.problem, runner.run, seeds)
+    return _collect(name, runner.problem, runner.run_with_state, seeds)
 
 
 def evaluate_baseline(runner: BaselineRunner, seeds: Sequence[int], learning_rate: float) -> OptimizerResult:
     """Loss curves and metrics of a baseline at ``learning_rate`` over runs ``seeds``."""
-    return _collect(runner.name, runner.problem, lambda seed: runner.run(seed, learning_rate), seeds, learning_rate)
+    return _collect(runner.name, runner.problem, lambda seed: runner.run_with_state(seed, learning_rate), seeds, learning_rate)
 
 
 def check_disjoint(tuning_seeds: Sequence[int], evaluation_seeds: Sequence[int]) -> None:

@@ -22,8 +22,8 @@ def define_problem_flags() -> None:
     flags.DEFINE_enum("problem", "quadratic", PROBLEM_NAMES, "Optimizee family.")
     flags.DEFINE_enum(
         "data_source", TFDS, SOURCES,
-        "Where MNIST comes from: 'tfds' (tfds.load, needs network the first time) or 'idx'"
-        " (local IDX files in --data_dir).",
+        "Where the data comes from: 'tfds' (tfds.load of MNIST or, for the cifar* problems,"
+        " CIFAR-10; needs network the first time) or 'idx' (local MNIST IDX files in --data_dir).",
     )
     flags.DEFINE_string(
         "problem_fn", None,

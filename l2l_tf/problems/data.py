@@ -148,10 +148,14 @@ def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split
     except DataUnavailableError:
         raise
     except Exception as error:  # TFDS raises many types for download/prepare failures
+        fix = (
+            "use local IDX files instead: --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+            if name == "mnist"
+            else f"prepare {name!r} once where TFDS can download it and pass that TFDS folder as --data_dir"
+        )
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
-            f" {str(error)[:200]}). Without network access, use local IDX files instead:"
-            " --data_source=idx --data_dir=DIR (e.g. ../shared/data/mnist-10k)"
+            f" {str(error)[:200]}). Without network access, {fix}"
         ) from error
     if not chunks:
         raise DataUnavailableError(f"TFDS dataset {name!r} split {split!r} is empty")
