@@ -78,3 +78,18 @@ def mnist_problem(mnist_dir: str | None, variant: str = "mnist"):
     split = Split(rng.random((4096, 784), dtype=np.float32), rng.integers(0, 10, 4096).astype(np.int32))
     hidden, activation = MLP_VARIANTS[variant]
     return KerasProblem(lambda: mlp(hidden, activation), split, init_stddev=0.01, name=variant)
+
+
+def first_unroll(trainer) -> Callable[[], Any]:
+    """A call of ``trainer.train_unroll`` on the first unroll of training run 0."""
+    import tensorflow as tf
+
+    from l2l_tf import seeds
+
+    problem, seed = trainer.problem, seeds.training_seed(0)
+    params = problem.flatten(problem.initial_params(seed))
+    state = trainer.rule.init_state(problem.num_coordinates)
+    batches = next(trainer.run_batches(seed))
+    weights = tf.ones([trainer.config.unroll_length])
+    optimizee_state = problem.initial_state(seed)
+    return lambda: trainer.train_unroll(params, state, batches, weights, optimizee_state)

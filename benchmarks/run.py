@@ -25,6 +25,7 @@ from absl import app, flags
 from benchmarks.common import (
     available_memory_gib,
     block,
+    first_unroll,
     matmul_flop_rate,
     median_time,
     mnist_problem,
@@ -39,20 +40,6 @@ flags.DEFINE_list("sections", ["meta", "rule", "keras", "precision", "memory"], 
 flags.DEFINE_integer("coordinate_shards", 1, "Internal (section meta_threads): the configuration to measure.", lower_bound=1)
 FLAGS = flags.FLAGS
 SHIPPED_MNIST_RULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_optimizers", "mnist_lstm")
-
-def first_unroll(trainer) -> Callable[[], Any]:
-    """A call of ``trainer.train_unroll`` on the first unroll of training run 0."""
-    import tensorflow as tf
-
-    from l2l_tf import seeds
-
-    problem, seed = trainer.problem, seeds.training_seed(0)
-    params = problem.flatten(problem.initial_params(seed))
-    state = trainer.rule.init_state(problem.num_coordinates)
-    batches = next(trainer.run_batches(seed))
-    weights = tf.ones([trainer.config.unroll_length])
-    return lambda: trainer.train_unroll(params, state, batches, weights)
-
 
 def bench_meta_training(quick: bool, jit_values: tuple[bool, ...] = (True, False), shards: int = 1) -> list[dict]:
     """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""

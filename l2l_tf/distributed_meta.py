@@ -103,13 +103,14 @@ class DistributedMetaTrainer:
         problem, config = self.problem, self.config
         params = distributed.per_replica(self.strategy, lambda r: problem.flatten(problem.initial_params(seeds[r])))
         state = distributed.per_replica(self.strategy, lambda r: self.rule.init_state(problem.num_coordinates))
+        optimizee_state = distributed.per_replica(self.strategy, lambda r: problem.initial_state(seeds[r]))
         iterators = {r: self.trainer.run_batches(seeds[r]) for r in self.local_replicas}
         weights, length = config.step_weights(), config.unroll_length
         for index in range(config.unrolls_per_run):
             batches = distributed.per_replica(self.strategy, lambda r: next(iterators[r]))
             unroll_weights = tf.constant(weights[index * length + 1 : (index + 1) * length + 1])
-            meta_loss, step_losses, grads, params, state = self._timed(
-                "compute", self._compute, params, state, batches, unroll_weights
+            meta_loss, step_losses, grads, params, state, optimizee_state = self._timed(
+                "compute", self._compute, params, state, batches, unroll_weights, optimizee_state
             )
             meta_losses, all_step_losses, mean_grads, finite, norm = self._timed(
                 "all_reduce", self._all_reduce, meta_loss, step_losses, grads

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import baselines
-from l2l_tf.meta import loss_and_gradient, step_batch
+from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import Rule
 
@@ -37,11 +37,14 @@ Advance = Callable[[tf.Tensor, tf.Tensor, Any], tuple[tf.Tensor, Any]]
 
 
 def trajectory(
-    problem: Problem, num_steps: int, params: tf.Tensor, batches: Batch, state: Any, advance: Advance
-) -> tuple[tf.Tensor, tf.Tensor]:
+    problem: Problem, num_steps: int, params: tf.Tensor, batches: Batch, state: Any, advance: Advance,
+    optimizee_state: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The one optimizee loop of evaluation, for learned rules and hand-designed baselines
     alike (as in the 2016 release): ``num_steps`` steps of ``advance`` on the gradients of
-    step ``t``'s batch. Returns ``(losses, params)``: ``losses[t]`` (``t = 0..num_steps``) is
+    step ``t``'s batch, carrying the optimizee state (e.g. BatchNorm statistics; default the
+    problem's empty ``[0]`` state) from step to step and into the final loss. Returns
+    ``(losses, params, optimizee_state)``: ``losses[t]`` (``t = 0..num_steps``) is
     the mean loss at the parameters step ``t`` starts from, on step ``t``'s batch, so the
     *final loss* ``losses[-1]`` is the loss after the last update on batch ``num_steps``.
 
@@ -49,20 +52,28 @@ def trajectory(
     ``meta.unroll``; there the last term is evaluated on the last step's batch, so that
     every update receives meta-gradient.)
     """
+    if optimizee_state is None:
+        optimizee_state = tf.zeros([problem.state_size])
     losses = tf.TensorArray(tf.float32, size=num_steps + 1)
     for t in tf.range(num_steps):
-        step_losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
+        step_losses, gradients, optimizee_state = loss_gradient_and_state(
+            problem, params, optimizee_state, step_batch(batches, t)
+        )
         losses = losses.write(t, tf.reduce_mean(step_losses))
         params, state = advance(params, gradients, state)
-    final = problem.flat_loss(params, step_batch(batches, num_steps))
+    final, _ = problem.flat_loss_and_state(params, optimizee_state, step_batch(batches, num_steps))
     losses = losses.write(num_steps, tf.reduce_mean(final))
-    return losses.stack(), params
+    return losses.stack(), params, optimizee_state
 
 
 def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_compile: bool) -> Callable:
-    """``run(params, batches)`` compiled once for ``problem``'s flat parameters and the
-    ``num_steps + 1`` stacked batches of a run."""
-    signature = [tf.TensorSpec([problem.num_coordinates], tf.float32), problem.stacked_batch_spec(num_steps + 1)]
+    """``run(params, optimizee_state, batches)`` compiled once for ``problem``'s flat
+    parameters, its optimizee state and the ``num_steps + 1`` stacked batches of a run."""
+    signature = [
+        tf.TensorSpec([problem.num_coordinates], tf.float32),
+        tf.TensorSpec([problem.state_size], tf.float32),
+        problem.stacked_batch_spec(num_steps + 1),
+    ]
     return tf.function(run, input_signature=signature, jit_compile=jit_compile)
 
 
@@ -77,14 +88,23 @@ class RuleRunner:
         update, state = self.rule.step(gradients, state)
         return params + update, state
 
-    def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+    def _run(
+        self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Batch
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         state = self.rule.init_state(self.problem.num_coordinates)
-        return trajectory(self.problem, self.num_steps, params, batches, state, self._advance)
+        return trajectory(self.problem, self.num_steps, params, batches, state, self._advance, optimizee_state)
+
+    def run_with_state(self, seed: int) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+        """Run ``seed``'s loss curve, final parameters and final optimizee state."""
+        params = self.problem.flatten(self.problem.initial_params(seed))
+        losses, params, optimizee_state = self._trajectory(
+            params, self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
+        )
+        return losses.numpy(), params, optimizee_state
 
     def run(self, seed: int) -> tuple[np.ndarray, tf.Tensor]:
-        params = self.problem.flatten(self.problem.initial_params(seed))
-        losses, params = self._trajectory(params, run_batches(self.problem, seed, self.num_steps))
-        return losses.numpy(), params
+        """Run ``seed``'s loss curve ``[num_steps + 1]`` and final flat parameters."""
+        return self.run_with_state(seed)[:2]
 
 
 class BaselineRunner:
@@ -107,17 +127,26 @@ class BaselineRunner:
         self.optimizer.apply_gradients([(gradients, self.params)])
         return tf.convert_to_tensor(self.params), state
 
-    def _run(self, params: tf.Tensor, batches: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+    def _run(
+        self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Batch
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         # The Keras optimizer keeps its state in its own variables; the loop carries none.
-        return trajectory(self.problem, self.num_steps, params, batches, tf.zeros([0]), self._advance)
+        return trajectory(self.problem, self.num_steps, params, batches, tf.zeros([0]), self._advance, optimizee_state)
 
-    def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
+    def run_with_state(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+        """Run ``seed``'s loss curve, final parameters and final optimizee state."""
         for variable in self.optimizer.variables:
             variable.assign(tf.zeros_like(variable))
         self.optimizer.learning_rate.assign(learning_rate)
         params = self.problem.flatten(self.problem.initial_params(seed))
-        losses, params = self._trajectory(params, run_batches(self.problem, seed, self.num_steps))
-        return losses.numpy(), params
+        losses, params, optimizee_state = self._trajectory(
+            params, self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
+        )
+        return losses.numpy(), params, optimizee_state
+
+    def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
+        """Run ``seed``'s loss curve ``[num_steps + 1]`` and final flat parameters."""
+        return self.run_with_state(seed, learning_rate)[:2]
 
 
 def final_loss_score(curves: np.ndarray) -> float:
@@ -174,20 +203,20 @@ class OptimizerResult:
 def _collect(name: str, problem: Problem, run: Any, seeds: Sequence[int], learning_rate: float | None = None) -> OptimizerResult:
     curves, metrics = [], []
     for seed in seeds:
-        losses, params = run(seed)
+        losses, params, state = run(seed)
         curves.append(losses)
-        metrics.append(problem.metrics(problem.unflatten(params), seed))
+        metrics.append(problem.metrics(problem.unflatten(params), seed, state))
     return OptimizerResult(name, np.stack(curves), metrics, learning_rate)
 
 
 def evaluate_rule(name: str, runner: RuleRunner, seeds: Sequence[int]) -> OptimizerResult:
     """Loss curves and metrics of a rule over runs ``seeds``."""
-    return _collect(name, runner.problem, runner.run, seeds)
+    return _collect(name, runner.problem, runner.run_with_state, seeds)
 
 
 def evaluate_baseline(runner: BaselineRunner, seeds: Sequence[int], learning_rate: float) -> OptimizerResult:
     """Loss curves and metrics of a baseline at ``learning_rate`` over runs ``seeds``."""
-    return _collect(runner.name, runner.problem, lambda seed: runner.run(seed, learning_rate), seeds, learning_rate)
+    return _collect(runner.name, runner.problem, lambda seed: runner.run_with_state(seed, learning_rate), seeds, learning_rate)
 
 
 def check_disjoint(tuning_seeds: Sequence[int], evaluation_seeds: Sequence[int]) -> None:

@@ -124,44 +124,57 @@ def step_batch(batches: Batch, t: int | tf.Tensor) -> Batch:
     return tf.nest.map_structure(lambda b: b[t], batches)
 
 
-def loss_and_gradient(
-    problem: Problem, params: tf.Tensor, batch: Batch
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-function losses ``[F]`` and the gradient of their sum w.r.t. flat ``params``.
+def loss_gradient_and_state(
+    problem: Problem, params: tf.Tensor, state: tf.Tensor, batch: Batch
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-function losses ``[F]``, the gradient of their sum w.r.t. flat ``params``, and
+    the optimizee ``state`` after this step's forward pass (``Problem.loss_and_state``; no
+    gradient flows through it).
 
     In a graph (``tf.function``) the gradient is built with ``tf.gradients``, which works
     where tapes are paused, e.g. inside the forward pass of ``tf.recompute_grad``; an
     enclosing tape still records it (second derivatives).
     """
     if not tf.executing_eagerly():
-        losses = problem.flat_loss(params, batch)
-        return losses, tf.gradients(tf.reduce_sum(losses), params)[0]
+        losses, state = problem.flat_loss_and_state(params, state, batch)
+        return losses, tf.gradients(tf.reduce_sum(losses), params)[0], state
     with tf.GradientTape() as tape:
         tape.watch(params)
-        losses = problem.flat_loss(params, batch)
+        losses, state = problem.flat_loss_and_state(params, state, batch)
         total = tf.reduce_sum(losses)
-    return losses, tape.gradient(total, params)
+    return losses, tape.gradient(total, params), state
+
+
+def loss_and_gradient(
+    problem: Problem, params: tf.Tensor, batch: Batch
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``loss_gradient_and_state`` from the problem's initial state: losses and gradient."""
+    return loss_gradient_and_state(problem, params, problem.initial_state(0), batch)[:2]
 
 
 def _run_steps(
     rule: CellRule,
     problem: Problem,
     params: tf.Tensor,
+    optimizee_state: tf.Tensor,
     cells: list[tf.Tensor],
     batches: Batch,
     steps: range,
     second_derivatives: bool,
     step_weights: tf.Tensor,
     objective: Callable[[tf.Tensor], tf.Tensor],
-) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
-    """Optimizee steps ``steps`` of an unroll: ``(params, cells, meta-loss terms, step losses)``.
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
+    """Optimizee steps ``steps`` of an unroll:
+    ``(params, optimizee state, cells, meta-loss terms, step losses)``.
 
     Step ``t > 0`` adds ``w_{t-1} g(mean f(theta_t))`` to the meta-loss (step 0's loss is
     the previous unroll's last term).
     """
     meta_loss, step_losses = tf.constant(0.0), []
     for t in steps:
-        losses, gradients = loss_and_gradient(problem, params, step_batch(batches, t))
+        losses, gradients, optimizee_state = loss_gradient_and_state(
+            problem, params, optimizee_state, step_batch(batches, t)
+        )
         mean_loss = tf.reduce_mean(losses)
         step_losses.append(mean_loss)
         if t > 0:
@@ -170,7 +183,69 @@ def _run_steps(
             gradients = tf.stop_gradient(gradients)
         update, cells = rule.step_cells(gradients, cells)
         params = params + update
-    return params, cells, meta_loss, tf.stack(step_losses)
+    return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
+
+
+def unroll_with_state(
+    rule: CoordinatewiseLSTM | CoordinateShards,
+    problem: Problem,
+    params: tf.Tensor,
+    state: tf.Tensor,
+    batches: Batch,
+    unroll_length: int,
+    second_derivatives: bool = False,
+    step_weights: tf.Tensor | None = None,
+    objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    recompute_segment: int = 0,
+    optimizee_state: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
+
+    Returns ``(meta_loss, step_losses, params, state, optimizee_state)``: ``state`` is the
+    rule's; ``optimizee_state`` the problem's (default ``initial_state(0)``), carried by the
+    forward passes; ``step_losses[t]`` the mean loss at the parameters step ``t`` started
+    from, on its batch; ``meta_loss`` is ``sum_{t=1..T} w_t g(mean f(theta_t))``
+    (``step_weights`` ``[T]``, default all 1; ``objective`` g, default the identity), where
+    ``f(theta_T)`` is evaluated on the last step's batch so every update gets meta-gradient.
+
+    ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
+    segments of K steps wrapped in ``tf.recompute_grad``: a tape keeps only each segment's
+    inputs and recomputes its activations in the backward pass. Same values and gradients,
+    far less memory, about one more forward pass per step.
+    """
+    if step_weights is None:
+        step_weights = tf.ones([unroll_length])
+    if objective is None:
+        objective = tf.identity
+    segment = recompute_segment or unroll_length
+    if unroll_length % segment:
+        raise ValueError(f"recompute_segment ({segment}) must divide unroll_length ({unroll_length})")
+    if optimizee_state is None:
+        optimizee_state = problem.initial_state(0)
+    meta_loss, step_losses = tf.constant(0.0), []
+    cells = rule.split_state(state)
+    for start in range(0, unroll_length, segment):
+        steps = range(start, start + segment)
+
+        def run(
+            params: tf.Tensor, optimizee_state: tf.Tensor, *cells: tf.Tensor, steps: range = steps
+        ) -> list[tf.Tensor]:
+            params, optimizee_state, cells, terms, losses = _run_steps(
+                rule, problem, params, optimizee_state, list(cells), batches, steps,
+                second_derivatives, step_weights, objective,
+            )
+            return [params, optimizee_state, *cells, terms, losses]
+
+        if recompute_segment:
+            run = tf.recompute_grad(run)
+        params, optimizee_state, *cells, terms, losses = run(params, optimizee_state, *cells)
+        meta_loss += terms
+        step_losses.append(losses)
+    state = rule.join_state(cells)
+    last_batch = step_batch(batches, unroll_length - 1)
+    final_losses, _ = problem.flat_loss_and_state(params, optimizee_state, last_batch)
+    meta_loss += step_weights[-1] * objective(tf.reduce_mean(final_losses))
+    return meta_loss, tf.concat(step_losses, axis=0), params, state, optimizee_state
 
 
 def unroll(
@@ -185,50 +260,12 @@ def unroll(
     objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
     recompute_segment: int = 0,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
-
-    Returns ``(meta_loss, step_losses, params, state)``: ``step_losses[t]`` is the mean
-    loss at the parameters step ``t`` started from, on its batch; ``meta_loss`` is
-    ``sum_{t=1..T} w_t g(mean f(theta_t))`` (``step_weights`` ``[T]``, default all 1;
-    ``objective`` g, default the identity, e.g. ``MetaConfig.objective``), where
-    ``f(theta_T)`` is evaluated on the last step's batch so that every update in the
-    unroll receives meta-gradient.
-
-    ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
-    segments of K steps wrapped in ``tf.recompute_grad``: a differentiating tape keeps
-    only each segment's inputs (parameters and rule state) and recomputes the segment's
-    activations in the backward pass. Same values and gradients, far less memory, about
-    one more forward pass per step.
-    """
-    if step_weights is None:
-        step_weights = tf.ones([unroll_length])
-    if objective is None:
-        objective = tf.identity
-    segment = recompute_segment or unroll_length
-    if unroll_length % segment:
-        raise ValueError(f"recompute_segment ({segment}) must divide unroll_length ({unroll_length})")
-    meta_loss, step_losses = tf.constant(0.0), []
-    cells = rule.split_state(state)
-    for start in range(0, unroll_length, segment):
-        steps = range(start, start + segment)
-
-        def run(params: tf.Tensor, *cells: tf.Tensor, steps: range = steps) -> list[tf.Tensor]:
-            params, cells, terms, losses = _run_steps(
-                rule, problem, params, list(cells), batches, steps, second_derivatives,
-                step_weights, objective,
-            )
-            return [params, *cells, terms, losses]
-
-        if recompute_segment:
-            run = tf.recompute_grad(run)
-        params, *cells, terms, losses = run(params, *cells)
-        meta_loss += terms
-        step_losses.append(losses)
-    state = rule.join_state(cells)
-    last_batch = step_batch(batches, unroll_length - 1)
-    final_loss = tf.reduce_mean(problem.flat_loss(params, last_batch))
-    meta_loss += step_weights[-1] * objective(final_loss)
-    return meta_loss, tf.concat(step_losses, axis=0), params, state
+    """``unroll_with_state`` from the problem's initial optimizee state, without that state
+    in the result: ``(meta_loss, step_losses, params, state)``."""
+    return unroll_with_state(
+        rule, problem, params, state, batches, unroll_length, second_derivatives, step_weights,
+        objective, recompute_segment,
+    )[:4]
 
 
 def all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
@@ -241,7 +278,8 @@ class UnrollResult:
 
     ``meta_loss`` (scalar), ``step_losses`` (``[T]``; ``[replicas, T]`` when distributed),
     ``meta_gradient_norm``, ``applied`` (``False``: the update was skipped as non-finite);
-    on one device the optimizee ``params`` and rule ``state`` after the unroll; when
+    on one device the optimizee ``params``, rule ``state`` and ``optimizee_state`` (e.g.
+    BatchNorm statistics; ``()`` for stateless optimizees) after the unroll; when
     distributed, ``local_seeds``, the runs of this worker's replicas.
     """
 
@@ -252,6 +290,7 @@ class UnrollResult:
     params: tf.Tensor | None = None
     state: tf.Tensor | None = None
     local_seeds: tuple[int, ...] = ()
+    optimizee_state: Any = None
 
 
 class MetaTrainer:
@@ -292,18 +331,24 @@ class MetaTrainer:
             tf.TensorSpec([n, rule.state_size], tf.float32),
             problem.stacked_batch_spec(config.unroll_length),
             tf.TensorSpec([config.unroll_length], tf.float32),
+            tf.TensorSpec([problem.state_size], tf.float32),
         ]
         self.train_unroll = tf.function(
             self._train_unroll, input_signature=signature, jit_compile=config.jit_compile
         )
 
     def meta_gradients(
-        self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
+        self,
+        params: tf.Tensor,
+        state: tf.Tensor,
+        batches: Batch,
+        step_weights: tf.Tensor,
+        optimizee_state: tf.Tensor,
+    ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor, tf.Tensor]:
         """One unroll and its meta-gradient, without the meta-update:
-        ``(meta_loss, step_losses, meta_gradients, params, state)``."""
+        ``(meta_loss, step_losses, meta_gradients, params, state, optimizee_state)``."""
         with tf.GradientTape() as tape:
-            meta_loss, step_losses, params, state = unroll(
+            meta_loss, step_losses, params, state, optimizee_state = unroll_with_state(
                 self.unroll_rule,
                 self.problem,
                 params,
@@ -314,16 +359,22 @@ class MetaTrainer:
                 step_weights,
                 self.config.objective,
                 self.config.recompute_segment,
+                optimizee_state,
             )
         meta_gradients = tape.gradient(meta_loss, self.rule.trainable_variables)
-        return meta_loss, step_losses, meta_gradients, params, state
+        return meta_loss, step_losses, meta_gradients, params, state, optimizee_state
 
     def _train_unroll(
-        self, params: tf.Tensor, state: tf.Tensor, batches: Batch, step_weights: tf.Tensor
+        self,
+        params: tf.Tensor,
+        state: tf.Tensor,
+        batches: Batch,
+        step_weights: tf.Tensor,
+        optimizee_state: tf.Tensor,
     ) -> dict:
         weights = self.rule.trainable_variables
-        meta_loss, step_losses, meta_gradients, params, state = self.meta_gradients(
-            params, state, batches, step_weights
+        meta_loss, step_losses, meta_gradients, params, state, optimizee_state = self.meta_gradients(
+            params, state, batches, step_weights, optimizee_state
         )
         finite = all_finite([meta_loss, *meta_gradients])
 
@@ -343,6 +394,7 @@ class MetaTrainer:
             "applied": applied,
             "params": params,
             "state": state,
+            "optimizee_state": optimizee_state,
         }
 
     def run_batches(self, seed: int) -> Iterator[Batch]:
@@ -354,14 +406,18 @@ class MetaTrainer:
     def unrolls(self, seed: int) -> Iterator[UnrollResult]:
         """Meta-trains over optimizee run ``seed``, yielding each unroll's ``UnrollResult``.
 
-        Optimizee parameters and rule states carry over between unrolls as constants.
+        Optimizee parameters, optimizee state (e.g. BatchNorm statistics) and rule states
+        carry over between unrolls as constants.
         """
         params = self.problem.flatten(self.problem.initial_params(seed))
+        optimizee_state = self.problem.initial_state(seed)
         state = self.rule.init_state(self.problem.num_coordinates)
         weights = self.config.step_weights()
         length = self.config.unroll_length
         for index, batches in enumerate(self.run_batches(seed)):
             unroll_weights = weights[index * length + 1 : (index + 1) * length + 1]
-            result = UnrollResult(**self.train_unroll(params, state, batches, tf.constant(unroll_weights)))
-            params, state = result.params, result.state
+            result = UnrollResult(
+                **self.train_unroll(params, state, batches, tf.constant(unroll_weights), optimizee_state)
+            )
+            params, state, optimizee_state = result.params, result.state, result.optimizee_state
             yield result

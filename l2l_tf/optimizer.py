@@ -1,6 +1,6 @@
 """``LearnedOptimizer``: a frozen learned rule as a ``keras.optimizers.Optimizer``.
 
-    model.compile(optimizer=LearnedOptimizer.load("saved_optimizers/mnist_lstm"), ...)
+    model.compile(optimizer=LearnedOptimizer.load("mnist_lstm_momentum"), ...)  # or a rule folder
 
 Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
@@ -55,10 +55,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import rule_file, sharding
-from l2l_tf.rules import Rule, RuleConfig
+from l2l_tf import catalog, rule_file, sharding
+from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
+RULE_WEIGHT_KEY = "rule_weight_"  # the rule's weights in the weights file, after Keras' variables
 STATE_DTYPES = ("float32", "bfloat16")
 
 
@@ -98,16 +99,18 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 f" reads one), got {type(rule).__name__}"
             )
         self.rule = rule
+        self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
 
     @classmethod
     def load(cls, path: str, **kwargs: Any) -> LearnedOptimizer:
-        """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``.
+        """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``,
+        or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...).
 
         Nothing from the file is executed: its metadata and weights are read as data and
         the rule is rebuilt in Python (``l2l_tf.rule_file``)."""
-        return cls(rule_file.load(path), **kwargs)
+        return cls(rule_file.load(catalog.resolve(path)), **kwargs)
 
     def build(self, variables: list) -> None:
         if self.built:
@@ -132,6 +135,12 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``), with the
         non-finite policy applied."""
+        if self._rule_weights_pending:
+            raise ValueError(
+                "this LearnedOptimizer was made from a config without its rule's weights (they travel in the"
+                " model's weights file): load the model with keras.models.load_model, or make the optimizer"
+                " with LearnedOptimizer.load(NAME_OR_PATH) or LearnedOptimizer(rule, ...)"
+            )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
 
@@ -213,24 +222,47 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self.assign(self._rule_states[self._get_variable_index(variable)], new_state)
 
     def get_config(self) -> dict[str, Any]:
+        """The settings and the rule's architecture (a few hundred bytes). The rule's weights
+        are not in the config: they travel with the optimizer's variables in the weights
+        file (``save_own_variables``), so ``model.save(".keras")`` and
+        ``keras.models.load_model`` round-trip them bit for bit."""
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
-        config["rule"] = {
-            "config": self.rule.config.to_dict(),
-            "weights": [w.tolist() for w in self.rule.get_weights()],
-        }
+        config["rule"] = {"config": self.rule.config.to_dict()}
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> LearnedOptimizer:
+        """The optimizer of ``config``. A config without rule weights (the compact form
+        ``get_config`` writes) gives an optimizer whose weights ``load_own_variables`` sets,
+        as ``keras.models.load_model`` does; configs of older ``.keras`` files hold the
+        weights inline and load whole."""
         config = dict(config)
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
-        rule = _rule_from_config(config.pop("rule", None))
+        rule, pending = _rule_from_config(config.pop("rule", None))
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
-        return cls(rule, **config)
+        optimizer = cls(rule, **config)
+        optimizer._rule_weights_pending = pending
+        return optimizer
+
+    def save_own_variables(self, store: Any) -> None:
+        """Keras' optimizer variables, then the rule's weights (``rule_weight_<i>``)."""
+        super().save_own_variables(store)
+        for index, weight in enumerate(self.rule.weights()):
+            store[f"{RULE_WEIGHT_KEY}{index}"] = weight.numpy()
+
+    def load_own_variables(self, store: Any) -> None:
+        """Sets the rule's weights (checked against its architecture) and Keras' variables."""
+        keys = list(store.keys())
+        rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
+        if rule_keys:
+            source = "the rule weights in the .keras weights file"
+            self.rule = rule_file.LoadedRule(self.rule.config, [store[k] for k in rule_keys], source)
+            self._rule_weights_pending = False
+        super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
 
 
 def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
@@ -247,17 +279,20 @@ def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
     return value
 
 
-def _rule_from_config(spec: Any) -> rule_file.LoadedRule:
-    """The rule stored in a ``.keras`` optimizer config, its declared size and weights
-    checked before anything of that size is allocated."""
+def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
+    """The rule of a ``.keras`` optimizer config and whether its weights are still to come
+    (``load_own_variables``): the compact config holds only the architecture, an older
+    one also the weights, checked before anything of that size is allocated."""
     source = "the LearnedOptimizer config (.keras file)"
-    if not isinstance(spec, dict) or not {"config", "weights"} <= set(spec):
-        raise rule_file.RuleLoadError(f"{source}: no 'rule' with 'config' and 'weights'; save the model again")
+    if not isinstance(spec, dict) or "config" not in spec:
+        raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
     try:
         config = RuleConfig.from_dict(spec["config"])
     except ValueError as error:
         raise rule_file.RuleLoadError(f"{source}: {error}") from error
-    return rule_file.LoadedRule(config, spec["weights"], source)
+    if "weights" not in spec:
+        return CoordinatewiseLSTM(config), True
+    return rule_file.LoadedRule(config, spec["weights"], source), False
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

@@ -31,6 +31,7 @@ class Computation:
     """What a meta-training run computes; a run resumes only with the same values."""
 
     problem: str = "quadratic"
+    problem_fn: str | None = None  # MODULE:FUNCTION of a user's problem (the binaries' --problem_fn)
     data_source: str = "tfds"
     num_steps: int = 100
     unroll_length: int = 20

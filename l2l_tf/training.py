@@ -1,7 +1,8 @@
 """The meta-training loop: runs, validation with early stopping, resumable checkpoints.
 
 ``meta_train`` drives a ``MetaTrainer`` over ``num_epochs`` optimizee runs (one run =
-``num_steps`` optimizee steps = several unrolls). Every ``validation_every`` runs the
+``num_steps`` optimizee steps = several unrolls; ``num_epochs`` counts runs, the binaries'
+``--num_runs``). Every ``validation_every`` runs the
 rule is scored on held-out validation runs; the best-scoring rule is written to
 ``save_path/best`` (early stopping, as in the paper). The whole training state (rule,
 meta-optimizer slots, counters, best record) is checkpointed to ``save_path/train``
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import checkpoints, distributed, seeds
+from l2l_tf import checkpoints, distributed, progress, seeds, summaries
 from l2l_tf.distributed_meta import DistributedMetaTrainer
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.json_files import JsonFileError, read_json
@@ -172,8 +173,8 @@ class _TrainingState:
             restored = restore_newest_readable(self.checkpoint, self.directory, log)
             if restored:
                 log(
-                    f"resumed from {restored}: epoch {int(self.epoch)}, best validation"
-                    f" {float(self.best_score):.5g} at epoch {int(self.best_epoch)}"
+                    f"resumed from {restored}: run {int(self.epoch)}, best validation"
+                    f" {float(self.best_score):.5g} after run {int(self.best_epoch)}"
                 )
         if strategy is not None:
             distributed.broadcast_from_chief(strategy, self.variables)
@@ -234,14 +235,23 @@ def meta_train(
     logdir: str | None = None,
     log: Callable[[str], None] = print,
     strategy: tf.distribute.Strategy | None = None,
+    on_run_end: Callable[[progress.RunReport], None] | None = None,
 ) -> dict[str, Any]:
-    """Meta-trains ``rule`` on ``problem``, resuming from ``save_path`` if it holds a run.
+    """Meta-trains ``rule`` on ``problem`` for ``options.num_epochs`` optimizee runs,
+    resuming from ``save_path`` if it holds a run.
+
+    Writes the best rule by validation score to ``save_path/best`` (export it with
+    ``l2l_tf.export.export_checkpoint``), resumable checkpoints to ``save_path/train`` and
+    TensorBoard summaries to ``logdir`` (default ``save_path/logs``; ``l2l_tf.summaries``).
+    ``log`` receives a progress line every ``options.log_every`` runs (elapsed time, ETA);
+    ``on_run_end`` a ``progress.RunReport`` after every run (``progress.progbar`` draws a bar).
 
     With a ``strategy`` (``rule`` created in its scope), each epoch is a meta-batch of one
     run per replica (run ``epoch * replicas + replica``; ``DistributedMetaTrainer``); only
-    the chief writes to ``save_path`` and validates. Returns a summary: epochs done, best
-    validation score and epoch, skipped updates, reset optimizees, wall time. ``run_config``
-    (a ``RunConfig``, or its ``to_dict`` object) is stored with the run and its best rule.
+    the chief writes to ``save_path`` and validates. Returns a summary: epochs (= runs
+    without a strategy) done, runs, best validation score and epoch, skipped updates,
+    reset optimizees, wall time. ``run_config`` (a ``RunConfig``, or its ``to_dict``
+    object) is stored with the run and its best rule.
     """
     chief = distributed.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
@@ -256,16 +266,18 @@ def meta_train(
     state = _TrainingState(rule, trainer, save_path, chief)
     try:
         state.restore(strategy, os.path.join(save_path, "best"), log)
-        writer = tf.summary.create_file_writer(logdir or os.path.join(save_path, "logs")) if chief else None
+        writer = summaries.open_writer(logdir or os.path.join(save_path, "logs"), int(state.epoch), meta_config.num_steps,
+                                       run_config.to_dict(), log) if chief else None
         validate = _Validator(rule, problem, meta_config, options, save_path, run_config, state, writer, log) if chief else None
         if validate is not None and int(state.epoch) == 0 and not os.path.isdir(validate.best_dir):
             validate()  # the untrained rule is the first candidate
         start = time.time()
-        _training_loop(trainer, options, meta_config, state, writer, validate, replicas, log)
+        _training_loop(trainer, options, meta_config, state, writer, validate, replicas, log, on_run_end)
     finally:
         state.close()
     return {
         "epochs": int(state.epoch),
+        "runs": int(state.epoch) * replicas,
         "best_validation_loss": float(state.best_score),
         "best_epoch": int(state.best_epoch),
         "skipped_updates": int(trainer.skipped_updates.numpy()),
@@ -301,48 +313,37 @@ class _Validator:
             checkpoints.save_rule(
                 self.rule, self.best_dir, {"epoch": epoch, "validation_loss": score, "run_config": self.run_config.to_dict()}
             )
-        self.log(f"  validation at epoch {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
-
-
-def _communication_share(before: dict[str, float], after: dict[str, float]) -> str:
-    """The all-reduce's share of the time in the trainer's phases since ``before``
-    (it includes waiting for the slowest replica)."""
-    spent = {phase: after[phase] - before.get(phase, 0.0) for phase in after}
-    return f"all-reduce {spent['all_reduce'] / max(sum(spent.values()), 1e-9):.1%} of the step"
+        self.log(f"  validation after run {epoch}: {score:.5g}{'  (best so far, saved)' if improved else ''}")
 
 
 def _training_loop(trainer: Any, options: TrainingOptions, meta_config: MetaConfig, state: _TrainingState,
                    writer: Any, validate: Callable[[], None] | None, replicas: int,
-                   log: Callable[[str], None]) -> None:
-    """Epochs until ``options.num_epochs``: train, summarise, log, validate, checkpoint."""
-    window_losses, window_norms, window_steps, window_start = [], [], 0, time.time()
-    window_timings = dict(getattr(trainer, "timings", {}))
+                   log: Callable[[str], None], on_run_end: Callable[[progress.RunReport], None] | None = None) -> None:
+    """Epochs until ``options.num_epochs``: train, summarise, report, log, validate, checkpoint."""
+    window = progress.ProgressLine(trainer, replicas)
+    clock = progress.Clock(int(state.epoch), options.num_epochs)
     while int(state.epoch) < options.num_epochs:
         run_seeds = [seeds.training_seed(int(state.epoch) * replicas + r, options.seed) for r in range(replicas)]
         results, diverged = _train_one_epoch(trainer, run_seeds, options.divergence_factor)
-        window_losses += [float(r.meta_loss) for r in results]
-        window_norms += [float(r.meta_gradient_norm) for r in results]
-        window_steps += len(results) * meta_config.unroll_length * replicas
+        window.add(results, meta_config.unroll_length)
         if diverged:
             state.resets.assign_add(1)
         state.epoch.assign_add(1)
-        epoch = int(state.epoch)
+        epoch, elapsed = int(state.epoch), clock.elapsed()
+        curve = np.concatenate([np.atleast_2d(np.asarray(r.step_losses)).mean(axis=0) for r in results])
+        report = progress.RunReport(
+            epoch, options.num_epochs, progress.per_step_meta_loss(results, meta_config.unroll_length), float(curve[-1]),
+            float(np.mean([float(r.meta_gradient_norm) for r in results])), elapsed, clock.eta(epoch, elapsed),
+        )
         if writer is not None:
-            with writer.as_default(step=epoch):
-                tf.summary.scalar("meta_loss", window_losses[-1])
-                tf.summary.scalar("meta_gradient_norm", window_norms[-1])
+            summaries.write_run(writer, epoch, meta_config.num_steps, curve, {
+                "meta_loss_per_step": report.meta_loss_per_step, "meta_gradient_norm": report.meta_gradient_norm,
+                "optimizee/final_loss": report.final_loss, "elapsed_seconds": elapsed,
+            })
+        if on_run_end is not None:
+            on_run_end(report)
         if epoch % options.log_every == 0 or epoch == options.num_epochs:
-            rate = window_steps / max(time.time() - window_start, 1e-9)
-            runs = ""
-            if results[-1].local_seeds:
-                runs = f"  {_communication_share(window_timings, trainer.timings)}  this worker's runs {list(results[-1].local_seeds)}"
-                window_timings = dict(trainer.timings)
-            log(
-                f"epoch {epoch}/{options.num_epochs}  meta-loss {np.mean(window_losses):.5g}"
-                f"  |meta-grad| {np.mean(window_norms):.3g}  {rate:.1f} optimizee steps/s"
-                f"  skipped {int(trainer.skipped_updates.numpy())}  resets {int(state.resets)}{runs}"
-            )
-            window_losses, window_norms, window_steps, window_start = [], [], 0, time.time()
+            log(window.line(report, results, int(trainer.skipped_updates.numpy()), int(state.resets)))
         if validate is not None and (epoch % options.validation_every == 0 or epoch == options.num_epochs):
             validate()
         if epoch % options.checkpoint_every == 0 or epoch == options.num_epochs:

@@ -31,9 +31,11 @@ def trained(tmp_path_factory):
 
 def test_meta_train_writes_best_rule_logs_checkpoints_and_export(trained):
     save, stdout = trained
-    assert "validation at epoch 0" in stdout and "epoch 4/4" in stdout and "optimizee steps/s" in stdout
+    assert "validation after run 0" in stdout and "optimizee steps/s" in stdout
+    last = next(line for line in stdout.splitlines() if line.startswith("run 4/4"))
+    assert "meta-loss/step" in last and "elapsed 0:" in last and "ETA 0:00:00" in last
     summary = json.loads(stdout.split("summary: ")[1].splitlines()[0])
-    assert summary["epochs"] == 4 and summary["skipped_updates"] == 0
+    assert summary["runs"] == 4 and summary["skipped_updates"] == 0
     assert os.path.isfile(os.path.join(save, "best", "rule_config.json"))
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(save, "logs")))
     assert os.path.isfile(os.path.join(save, "train", "checkpoint"))
@@ -81,7 +83,8 @@ def test_export_binary_embeds_evaluation(trained, tmp_path):
     [
         ("meta_train", ["--save_path=/tmp/x", "--num_steps=100", "--unroll_length=30"], "must divide --num_steps"),
         ("meta_train", ["--save_path=/proc/l2l_tf_test/x"], "cannot create the folder"),
-        ("meta_train", ["--save_path=/tmp/x", "--num_epochs=0"], "num_epochs"),
+        ("meta_train", ["--save_path=/tmp/x", "--num_runs=0"], "--num_runs=0: 0 is not a positive integer"),
+        ("meta_train", ["--save_path=/tmp/x", "--num_epochs=0"], "--num_runs=0"),  # the flag's older name
         ("meta_train", ["--save_path=/tmp/x", "--recompute_segment=3"], "recompute_segment (3) must be 0 (off) or divide"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=cifar"], "problem"),
         ("meta_train", ["--save_path=/tmp/x", "--problem=mnist", "--data_source=idx", "--data_dir=/nonexistent"], "--data_dir"),
@@ -109,7 +112,7 @@ def test_init_optimizer_warm_starts_with_the_source_rule(trained, tmp_path):
     result = run_binary("meta_train", f"--save_path={tmp_path / 'warm'}", f"--init_optimizer={save}_export",
                         *[f for f in QUICK_TRAIN if not f.startswith("--num_epochs")], "--num_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
-    first = next(line for line in result.stdout.splitlines() if "validation at epoch 0" in line)
+    first = next(line for line in result.stdout.splitlines() if "validation after run 0" in line)
     assert float(first.split(": ")[1].split()[0]) == pytest.approx(source_score, rel=1e-4)
     mismatch = run_binary("meta_train", f"--save_path={tmp_path / 'bad'}", f"--init_from={save}", "--hidden_size=8",
                           *QUICK_TRAIN)

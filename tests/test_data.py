@@ -81,6 +81,8 @@ def test_missing_files_and_offline_tfds_name_the_offline_option(tmp_path, monkey
     monkeypatch.setattr(tfds, "load", offline)
     with pytest.raises(data.DataUnavailableError, match="source 'idx' with a data_dir"):
         data.load_split("train", data.TFDS, None)
+    with pytest.raises(data.DataUnavailableError, match="prepare 'cifar10' once .* as the data_dir"):
+        data.load_split("train", data.TFDS, None, dataset="cifar10")
 
 
 def test_tfds_path_with_mock_data():

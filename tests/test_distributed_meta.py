@@ -80,8 +80,8 @@ def test_two_workers_train_on_disjoint_runs_agree_and_only_the_chief_writes(tmp_
     assert summaries[0]["rule_sha256"] == summaries[1]["rule_sha256"]  # identical rule weights
 
     # Validation once per validation point (epochs 0, 2, 4), on the chief only.
-    assert len(re.findall(r"validation at epoch", logs[0])) == 3
-    assert "validation at epoch" not in logs[1]
+    assert len(re.findall(r"validation after run", logs[0])) == 3
+    assert "validation after run" not in logs[1]
     # Files: the chief's run folder and export; the other worker left nothing.
     assert sorted(os.listdir(save)) == ["best", "logs", "run_config.json", "train"]
     events = os.listdir(save / "logs")
@@ -130,7 +130,7 @@ def test_killed_worker_then_restarted_job_resumes_from_the_last_checkpoint(tmp_p
     finally:
         cluster.kill()
     chief_log, worker_log = _log(tmp_path, 0), _log(tmp_path, 1)
-    resumed = int(re.search(r"resumed from \S+: epoch (\d+)", chief_log).group(1))
+    resumed = int(re.search(r"resumed from \S+: run (\d+)", chief_log).group(1))
     assert killed_at <= resumed < epochs
     assert f"took the chief's training state: epoch {resumed}" in worker_log
     expected, actual = _rule_weights(reference), _rule_weights(save)

@@ -38,14 +38,16 @@ def test_initial_params_are_seeded(small_mnist):
         assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
-def test_models_with_non_trainable_state_are_rejected(small_mnist):
+def test_unsupported_non_trainable_state_is_rejected_naming_the_layer(small_mnist):
     train, _ = small_mnist
 
-    def with_batch_norm():
-        return keras.Sequential([keras.Input((784,)), keras.layers.Dense(8), keras.layers.BatchNormalization(), keras.layers.Dense(10)])
+    def with_frozen_layer():
+        frozen = keras.layers.Dense(8, name="frozen_dense")
+        frozen.trainable = False
+        return keras.Sequential([keras.Input((784,)), frozen, keras.layers.Dense(10)])
 
-    with pytest.raises(ValueError, match="non-trainable state"):
-        KerasProblem(with_batch_norm, train)
+    with pytest.raises(ValueError, match=r"layer 'frozen_dense' \(Dense\) has non-trainable variable"):
+        KerasProblem(with_frozen_layer, train)
 
 
 def test_variants_have_the_paper_architectures(mnist_data_dir):

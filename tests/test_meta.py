@@ -119,7 +119,7 @@ def test_nan_optimizee_loss_is_skipped_and_training_continues(tmp_path):
         TrainingOptions(num_epochs=5, validation_every=5, validation_runs=2, log_every=5),
         str(tmp_path / "run"), log=lambda line: None,
     )
-    assert summary["epochs"] == 5
+    assert summary["runs"] == 5
     assert summary["skipped_updates"] >= 1
     assert summary["reset_runs"] >= 1
     assert all(np.all(np.isfinite(v.numpy())) for v in rule.trainable_variables)

@@ -59,7 +59,7 @@ def test_sigkill_then_restart_resumes_and_matches_an_uninterrupted_run(tmp_path)
 
     stdout = _run(interrupted)
     resumed_line = next(line for line in stdout.splitlines() if line.startswith("resumed from"))
-    resumed_epoch = int(resumed_line.split("epoch ")[1].split(",")[0])
+    resumed_epoch = int(resumed_line.split(": run ")[1].split(",")[0])
     assert killed_at <= resumed_epoch < 30
     assert "best validation" in resumed_line
 

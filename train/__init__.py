@@ -1,6 +1,5 @@
-"""absl-flag binaries of l2l_tf: meta_train, evaluate, export."""
+"""absl-flag binaries of l2l_tf, runnable from a checkout as ``python -m train.X``.
 
-import os
-
-# Keep TensorFlow's C++ start-up chatter out of the binaries' output (set before TF loads).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TensorFlow's start-up lines are filtered by ``l2l_tf.startup`` (a user's own
+``TF_CPP_MIN_LOG_LEVEL`` switches the filter off).
+"""

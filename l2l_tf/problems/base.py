@@ -39,10 +39,33 @@ class Problem(abc.ABC):
     def loss(self, params: Sequence[tf.Tensor], batch: Batch) -> tf.Tensor:
         """The ``[num_functions]`` losses of ``params`` on one step's ``batch``."""
 
-    def metrics(self, params: Sequence[tf.Tensor], seed: int) -> dict[str, float]:
-        """Problem-specific end-of-run metrics (e.g. test accuracy); none by default."""
-        del params, seed
+    def metrics(
+        self, params: Sequence[tf.Tensor], seed: int, state: tf.Tensor | None = None
+    ) -> dict[str, float]:
+        """Problem-specific end-of-run metrics (e.g. test accuracy) at the run's final
+        parameters and optimizee ``state``; none by default."""
+        del params, seed, state
         return {}
+
+    # Optimizee state: non-trainable tensors that the forward pass updates (BatchNorm
+    # moving statistics), one flat float32 vector carried through a run, reset per run,
+    # never changed by the optimizer and never differentiated. Empty by default.
+
+    @property
+    def state_size(self) -> int:
+        """Length of the flat optimizee state (0: a pure function of the parameters)."""
+        return 0
+
+    def initial_state(self, seed: int) -> tf.Tensor:
+        """The ``[state_size]`` optimizee state at the start of run ``seed``."""
+        del seed
+        return tf.zeros([0])
+
+    def loss_and_state(
+        self, params: Sequence[tf.Tensor], state: tf.Tensor, batch: Batch
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``loss`` and the state after this step's forward pass (unchanged by default)."""
+        return self.loss(params, batch), state
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description, stored in exported rules' metadata."""
@@ -64,6 +87,11 @@ class Problem(abc.ABC):
 
     def flat_loss(self, flat_params: tf.Tensor, batch: Batch) -> tf.Tensor:
         return self.loss(self.unflatten(flat_params), batch)
+
+    def flat_loss_and_state(
+        self, flat_params: tf.Tensor, state: tf.Tensor, batch: Batch
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.loss_and_state(self.unflatten(flat_params), state, batch)
 
     def batch_spec(self) -> Any:
         """``tf.TensorSpec`` nest of one step's batch (fixes compiled signatures)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,38 @@ class Split:
             )
 
 
+def as_split(data: object, name: str = "train") -> Split:
+    """``data`` as a ``Split``: a ``Split``, an ``(x, y)`` pair of arrays, or a finite
+    ``tf.data.Dataset`` of ``(x, y)`` elements (batched or not; read into memory once).
+
+    ``x`` keeps its shape (the model's input shape) as float32; ``y`` keeps its values."""
+    if isinstance(data, Split):
+        return data
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise TypeError(f"{name}: a tf.data.Dataset must yield (x, y) pairs, got elements {spec}")
+        if data.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(f"{name}: the tf.data.Dataset is infinite (.repeat()); pass a finite one")
+        batched = spec[0].shape.rank is not None and spec[1].shape.rank is not None and spec[1].shape.rank >= 1
+        pairs = list(data.as_numpy_iterator())
+        if not pairs:
+            raise ValueError(f"{name}: the tf.data.Dataset is empty")
+        join = np.concatenate if batched else np.stack
+        data = (join([p[0] for p in pairs]), join([p[1] for p in pairs]))
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0], dtype=np.float32), np.asarray(data[1])
+        if x.ndim < 1 or y.ndim < 1:
+            raise ValueError(f"{name}: x and y need a first (example) axis, got shapes {x.shape} and {y.shape}")
+        return Split(x, y)
+    raise TypeError(
+        f"{name} must be (x, y) arrays, a tf.data.Dataset of (x, y) pairs, or an l2l_tf.problems.data.Split;"
+        f" got {type(data).__name__}"
+    )
+
+
 def _find(data_dir: str, stem: str) -> str:
     for candidate in (stem, stem + ".gz"):
         path = os.path.join(data_dir, candidate)
@@ -73,18 +107,57 @@ def load_idx_split(data_dir: str, split: str) -> Split:
     return Split(flat, labels.astype(np.int32))
 
 
+# The offline alternative, in the library's words (the binaries add their flags).
+IDX_HINT = "source 'idx' with a data_dir holding them (e.g. ../shared/data/mnist-10k)"
+# Where TFDS downloads from; probed before a download so that offline runs fail at once.
+NETWORK_PROBE = ("storage.googleapis.com", 443)
+
+
+def network_available(address: tuple[str, int] = NETWORK_PROBE, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to ``address`` opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _tfds_dataset(name: str, split: str, data_dir: str | None) -> Any:
+    """``tfds.load`` of data already prepared in ``data_dir``; only if it is not there,
+    a download, and offline a ``DataUnavailableError`` naming source ``idx`` at once
+    (instead of minutes of TFDS download retries)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir, download=False)
+    except Exception as error:  # not prepared here: TFDS raises AssertionError or its own errors
+        if not network_available():
+            raise DataUnavailableError(
+                f"TFDS dataset {name!r} is not prepared in {data_dir or 'the TFDS data folder'} and there is no"
+                f" network ({NETWORK_PROBE[0]} unreachable) to download it. Offline, use local IDX files instead:"
+                f" {IDX_HINT}"
+            ) from error
+    return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+
+
 def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split:
     """Loads a TFDS image-classification dataset split into memory."""
     import tensorflow_datasets as tfds
 
     try:
-        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
+        dataset = _tfds_dataset(name, split, data_dir)
         chunks = list(tfds.as_numpy(dataset.batch(8192)))
+    except DataUnavailableError:
+        raise
     except Exception as error:  # TFDS raises many types for download/prepare failures
+        fix = (
+            f"read local IDX files instead: {IDX_HINT}"
+            if name == "mnist"
+            else f"prepare {name!r} once where TFDS can download it and pass that TFDS folder as the data_dir"
+        )
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
-            f" {str(error)[:200]}). Without network access, read local IDX files instead:"
-            " source 'idx' with a data_dir holding them (e.g. ../shared/data/mnist-10k)"
+            f" {str(error)[:200]}). Without network access, {fix}"
         ) from error
     if not chunks:
         raise DataUnavailableError(f"TFDS dataset {name!r} split {split!r} is empty")

@@ -1,13 +1,15 @@
-"""Flags and helpers shared by the l2l_tf binaries."""
+"""Flags and helpers shared by the l2l_tf programs (``l2l_tf.cli``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
+from l2l_tf.problems.custom import load_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
 
 # TensorFlow's Python INFO logs (checkpoint sharding etc.) would bury the progress lines.
@@ -15,11 +17,18 @@ logging.set_verbosity(logging.WARNING)
 
 
 def define_problem_flags() -> None:
+    """Defines --problem, --data_source and --data_dir; the calling binary shows them in
+    --helpshort (``flags.adopt_module_key_flags``: absl lists only a main module's own flags)."""
     flags.DEFINE_enum("problem", "quadratic", PROBLEM_NAMES, "Optimizee family.")
     flags.DEFINE_enum(
         "data_source", TFDS, SOURCES,
-        "Where MNIST comes from: 'tfds' (tfds.load, needs network the first time) or 'idx'"
-        " (local IDX files in --data_dir).",
+        "Where the data comes from: 'tfds' (tfds.load of MNIST or, for the cifar* problems,"
+        " CIFAR-10; needs network the first time) or 'idx' (local MNIST IDX files in --data_dir).",
+    )
+    flags.DEFINE_string(
+        "problem_fn", None,
+        "Your own optimizee instead of --problem: MODULE:FUNCTION (importable from the working folder)"
+        " returning an l2l_tf Problem, e.g. l2l_tf.KerasProblem(build_model, (x, y)).",
     )
     flags.DEFINE_string(
         "data_dir", None,
@@ -55,9 +64,12 @@ def build_problem() -> Problem:
     """The problem named by the flags; data problems exit with a usage error if unavailable."""
     values = flags.FLAGS
     try:
+        if values.problem_fn:
+            return load_problem(values.problem_fn)
         return make_problem(values.problem, values.data_source, values.data_dir)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
-        usage_error(f"--problem={values.problem} --data_source={values.data_source} --data_dir={values.data_dir}: {error}")
+        hint = " (flags: --data_source=idx --data_dir=DIR)" if "source 'idx'" in str(error) else ""
+        usage_error(f"--problem={values.problem} --data_source={values.data_source} --data_dir={values.data_dir}: {error}{hint}")
         raise  # unreachable
 
 
@@ -97,3 +109,20 @@ def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
         export.check_export_target(export_dir, protected)
     except export.UnsafeExportTargetError as error:
         usage_error(str(error))
+
+
+def run_program(run: Callable[[list[str]], None], module_name: str) -> None:
+    """Runs ``run`` under ``absl.app`` with the flags of ``module_name`` (and the shared
+    ones it adopted) listed by ``--helpshort``: absl lists the flags of the main module,
+    which is a console script or a ``train/`` shim, not the module defining them."""
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(run)
+
+
+def command_line() -> str:
+    """The command that started this program, as a user would type it again."""
+    program = os.path.basename(sys.argv[0])
+    if program.endswith(".py"):  # python -m train.NAME in a checkout
+        program = "python -m train." + program[: -len(".py")]
+    return " ".join([program, *sys.argv[1:]])

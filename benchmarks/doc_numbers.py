@@ -1,0 +1,104 @@
+"""Prints the benchmark figures README.md quotes, from the JSON the benchmarks wrote.
+
+    python -m benchmarks.doc_numbers
+
+Every line printed appears verbatim in README.md (``tests/test_repository.py`` checks it),
+so the docs cannot drift from the measurements: re-run the benchmarks, then this, and
+paste what changed.
+
+- cost of a LearnedOptimizer step against Adam: ``benchmarks/results_keras.json``
+  (``python -m benchmarks.run --sections=keras --output=benchmarks/results_keras.json``);
+- memory of one meta-training unroll with and without ``--recompute_segment``:
+  ``benchmarks/results.json`` (``--sections=memory``);
+- optimizer state per parameter of each shipped rule: its metadata (``state_size``);
+- the ``learning_rate`` sweep: ``experiments/learning_rate_scale/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODEL_NAMES = {
+    "mnist mlp": "MNIST MLP 784-20-10, sigmoid",
+    "conv net": "conv net (2 x conv 5x5 16 ch, max-pool, FC 32, 10)",
+    "wide mlp": "wide MLP 784-256-256-10, ReLU",
+}
+
+
+def _read(name: str) -> dict:
+    with open(os.path.join(HERE, name)) as f:
+        return json.load(f)
+
+
+def cost_table() -> list[str]:
+    """Step time and optimizer bytes per parameter, LearnedOptimizer against Adam."""
+    lines = [
+        "| model | parameters | Adam ms/step | LearnedOptimizer ms/step | ratio | optimizer bytes/param (Adam / learned) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in _read("results_keras.json")["keras"]:
+        lines.append(
+            f"| {MODEL_NAMES.get(row['model'], row['model'])} | {row['trainable_parameters']:,}"
+            f" | {row['seconds_per_step_adam'] * 1e3:.2f} | {row['seconds_per_step_learned'] * 1e3:.2f}"
+            f" | {row['ratio_learned_over_adam']:.2f}x | {row['optimizer_bytes_per_parameter_adam']:.0f}"
+            f" / {row['optimizer_bytes_per_parameter_learned']:.0f} |"
+        )
+    return lines
+
+
+def memory_sentence() -> str:
+    """Peak memory of 100- and 200-step MNIST unrolls, storing everything vs recomputing."""
+    rows = {(r["unroll_length"], r["recompute_segment"]): r["peak_unroll_mib"] for r in _read("results.json")["unroll_memory"]}
+    return (
+        f"a 100-step MNIST unroll needs {rows[100, 10]:.0f} MiB instead of {rows[100, 0]:.0f} MiB,"
+        f" a 200-step one {rows[200, 10]:.0f} instead of {rows[200, 0]:.0f}"
+    )
+
+
+def state_table() -> list[str]:
+    """Each shipped rule: what it was meta-trained on, its horizon, what it is for, and its
+    optimizer state per parameter (float32 and bfloat16 storage), from its metadata."""
+    from l2l_tf import catalog
+
+    lines = ["| name | meta-trained on | horizon (steps per run) | for | state floats/param | bytes/param: float32 / bfloat16 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for entry in catalog.list_optimizers():
+        lines.append(f"| `{entry.name}` | {entry.trained_on} | {entry.horizon} | {entry.purpose} | {entry.state_size}"
+                     f" | {4 * entry.state_size} / {2 * entry.state_size} |")
+    return lines
+
+
+def no_xla_sentence() -> str:
+    """The wide MLP's step without XLA: one rule call against blocks of 16,384 coordinates."""
+    row = next(r for r in _read("results_keras.json")["keras"] if "seconds_per_step_learned_no_xla" in r)
+    return (f"{row['seconds_per_step_learned_no_xla'] * 1e3:.0f} ms per step without XLA,"
+            f" {row['seconds_per_step_learned_no_xla_chunked'] * 1e3:.0f} ms with `chunk_size=16384`")
+
+
+def learning_rate_table() -> list[str]:
+    """The learning_rate sweep (``experiments/learning_rate_scale``)."""
+    with open(os.path.join(os.path.dirname(HERE), "experiments", "learning_rate_scale", "results.json")) as f:
+        rows = json.load(f)["rows"]
+    lines = ["| optimizer | activation | training loss, epoch 3 (189 steps) | epoch 10 (630 steps) | test accuracy |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['optimizer']} | {r['activation']} | {r['loss_epoch_3']:.4f} | {r['loss_epoch_10']:.4f}"
+              f" | {r['test_accuracy']:.4f} |" for r in rows]
+    return lines
+
+
+def main() -> None:
+    print("\n".join(cost_table()))
+    print()
+    print(no_xla_sentence())
+    print()
+    print(memory_sentence())
+    print()
+    print("\n".join(state_table()))
+    print()
+    print("\n".join(learning_rate_table()))
+
+
+if __name__ == "__main__":
+    main()

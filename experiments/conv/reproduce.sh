@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The conv-net experiment of issue 15 (see NOTES.md for the protocol and what was run).
+# Run from the repository root inside the venv; data: the shared 10k-digit MNIST sample (IDX).
+set -euo pipefail
+out=experiments/conv
+mnist_dir=${MNIST_DIR:-../shared/data/mnist-10k}
+data="--data_source=idx --data_dir=$mnist_dir"
+
+# 1. Meta-training throughput of the conv net on one core (benchmarks/conv_meta.json).
+taskset -c 0 python -m benchmarks.conv_meta --mnist_dir="$mnist_dir" --repeats=7 > benchmarks/conv_meta.log 2>&1
+
+# 2. One LSTM for all parameters, meta-trained on the 10-class digits, pinned to core 0.
+#    Re-running the same command resumes from experiments/conv/run_single/train (append the
+#    log to a new part, e.g. meta_train.single.part2.log, instead of overwriting it).
+#    It runs until stopped (SIGTERM) or --num_epochs; the best rule by validation is run_single/best.
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c 0 python -m train.meta_train \
+  --problem=mnist_conv $data --save_path=$out/run_single \
+  --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
+  --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
+  --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=0 \
+  > $out/meta_train.single.log 2>&1 &

@@ -1,0 +1,103 @@
+"""The shipped learned optimizers: lookup by name, and what each one is for.
+
+    LearnedOptimizer.load("mnist_lstm_momentum")   # a shipped rule, by name
+    LearnedOptimizer.load("runs/my_rule")          # any exported rule folder, by path
+
+The rules live in the repository's ``saved_optimizers/`` folder; an installed
+``l2l_tf`` carries the same folder as package data (``l2l_tf/saved_optimizers``, mapped
+there by ``setup.py``), so names work from a checkout and from ``pip install`` alike.
+``l2l-optimizers`` (or ``python -m l2l_tf.cli.optimizers``) prints the list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+METADATA_FILE = os.path.join("assets", "l2l_tf_rule.json")
+
+# What each shipped rule is for, in words (the numbers below are read from its metadata).
+PURPOSES = {
+    "quadratic_lstm": "the paper's quadratic experiment; a demonstration rule, not for neural networks",
+    "mnist_lstm": "the paper's MNIST rule: small sigmoid MLPs, 100-200 steps; behind tuned Adam on ReLU MLPs",
+    "mnist_lstm_momentum": "the best shipped rule for small sigmoid MLPs, 100-200 steps (momentum features,"
+                           " beyond the paper); behind tuned Adam on ReLU MLPs",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedOptimizer:
+    """One shipped rule: its name, folder, purpose and the facts its metadata records."""
+
+    name: str
+    path: str
+    purpose: str
+    trained_on: str
+    horizon: int
+    state_size: int
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.purpose}. Meta-trained on {self.trained_on}, runs of {self.horizon} steps;"
+                f" {self.state_size} state floats per parameter.")
+
+
+def shipped_dir() -> str:
+    """The folder of shipped rules: inside the installed package, else the checkout's."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(package, "saved_optimizers"), os.path.join(os.path.dirname(package), "saved_optimizers")):
+        if os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(
+        "no shipped optimizers found (neither l2l_tf/saved_optimizers nor a checkout's saved_optimizers/);"
+        " reinstall l2l_tf, or pass the path of an exported rule folder"
+    )
+
+
+def names() -> list[str]:
+    """Names of the shipped rules, sorted."""
+    return sorted(PURPOSES)
+
+
+def _describe_problem(problem: dict) -> str:
+    if problem.get("name") == "quadratic":
+        return "random 10-d quadratics"
+    if "hidden" in problem:
+        sizes = "-".join(str(h) for h in problem["hidden"])
+        return f"{str(problem['name']).upper()} MLP 784-{sizes}-10 ({problem.get('activation', '?')})"
+    return str(problem.get("name", "?"))
+
+
+def get(name: str) -> ShippedOptimizer:
+    """The shipped rule called ``name``; a ``KeyError`` naming the choices otherwise."""
+    if name not in PURPOSES:
+        raise KeyError(f"no shipped optimizer named {name!r}; shipped: {', '.join(names())}")
+    path = os.path.join(shipped_dir(), name)
+    with open(os.path.join(path, METADATA_FILE)) as f:
+        metadata = json.load(f)
+    training = metadata.get("training", {})
+    return ShippedOptimizer(
+        name=name, path=path, purpose=PURPOSES[name], trained_on=_describe_problem(metadata.get("problem", {})),
+        horizon=int(training.get("num_steps", 0)), state_size=int(metadata["state_size"]),
+    )
+
+
+def list_optimizers() -> list[ShippedOptimizer]:
+    """Every shipped rule with what it is for (``describe()`` gives one line each)."""
+    return [get(name) for name in names()]
+
+
+def resolve(name_or_path: str) -> str:
+    """``name_or_path`` itself if it exists or is a path (the loader then says what is
+    missing), else the folder of the shipped rule of that name.
+
+    Raises ``FileNotFoundError`` naming the shipped rules for an unknown bare name."""
+    path = os.fspath(name_or_path)
+    if os.path.exists(path) or os.sep in path or (os.altsep and os.altsep in path):
+        return path
+    if path in PURPOSES:
+        return get(path).path
+    raise FileNotFoundError(
+        f"{path!r} is neither an existing rule folder nor a shipped optimizer name;"
+        f" shipped: {', '.join(names())} (l2l-optimizers lists what each is for)"
+    )

@@ -1,0 +1,133 @@
+"""Evaluates a learned optimizer against tuned SGD, NAG, RMSprop and Adam.
+
+Example:
+  l2l-evaluate --problem=quadratic --optimizer=saved_optimizers/quadratic_lstm \
+      --num_steps=100 --num_seeds=100 --output_dir=runs/quadratic_eval
+
+Each baseline's learning rate is grid-searched on --tuning_seeds runs, disjoint from the
+--num_seeds evaluation runs (seeds 0..N-1; see l2l_tf.seeds). Prints a table of the
+loss at the last step (mean, std, median over runs), and writes the summaries, settings and
+tuning scores (results.json), the per-step curves (curves.npz, one array per optimizer; read
+them with l2l_tf.evaluation.read_curves), the table (results.md) and a log-scale plot
+(curves.png) to --output_dir (default runs/evaluate/PROBLEM-TIME under the working folder).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from absl import flags
+
+from l2l_tf import baselines, catalog, export, seeds
+from l2l_tf.cli import common
+from l2l_tf.evaluation import (
+    BaselineRunner,
+    RuleRunner,
+    check_disjoint,
+    evaluate_baseline,
+    evaluate_rule,
+    format_comparison,
+    format_table,
+    paired_comparison,
+    plot_curves,
+    tune,
+    write_curves,
+)
+
+common.define_problem_flags()
+flags.adopt_module_key_flags(common)
+flags.DEFINE_string(
+    "optimizer", None, "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers)."
+)
+flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
+flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
+flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
+flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
+flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
+flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
+flags.DEFINE_string(
+    "output_dir", None,
+    "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
+)
+flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
+flags.mark_flag_as_required("optimizer")
+FLAGS = flags.FLAGS
+
+
+def default_output_dir(problem_name: str) -> str:
+    """``runs/evaluate/PROBLEM-YYYYmmdd-HHMMSS`` under the working folder (a new one each run)."""
+    return os.path.join("runs", "evaluate", f"{problem_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def run(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    unknown = sorted(set(FLAGS.baselines) - set(baselines.BASELINES))
+    if unknown:
+        common.usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
+    try:
+        learning_rates = [float(lr) for lr in FLAGS.learning_rates]
+    except ValueError:
+        common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
+    if any(not (lr > 0 and math.isfinite(lr)) for lr in learning_rates):
+        common.usage_error(f"--learning_rates must all be finite numbers > 0, got {FLAGS.learning_rates}")
+    output_dir = FLAGS.output_dir or default_output_dir("custom" if FLAGS.problem_fn else FLAGS.problem)
+    common.require_writable_dir(output_dir, "output_dir")
+    try:
+        rule = export.load_any(catalog.resolve(FLAGS.optimizer))
+    except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
+        common.usage_error(str(error))
+    problem = common.build_problem()
+    eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
+    tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
+    check_disjoint(tuning, eval_seeds)
+    start = time.time()
+    results, tuning_record = [], {}
+    results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
+    for name in FLAGS.baselines:
+        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
+        tuned = tune(runner, tuning, learning_rates)
+        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
+        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
+        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
+    table = format_table(results, FLAGS.num_steps)
+    comparison = paired_comparison(results[0], results[1:])
+    if comparison:
+        table += "\n\n" + format_comparison(results[0].name, comparison)
+    header = (
+        f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
+        f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
+    )
+    print(header + "\n" + table, flush=True)
+    settings = {
+        "problem": problem.describe(),
+        "optimizer": FLAGS.optimizer,
+        "num_steps": FLAGS.num_steps,
+        "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
+        "tuning_seeds": [tuning[0], tuning[-1]],
+        "learning_rate_grid": learning_rates,
+        "command": common.command_line(),
+        "wall_seconds": time.time() - start,
+    }
+    extras = {"settings": settings, "tuning": tuning_record, "comparison": comparison}
+    write_outputs(output_dir, results, extras, f"{header}\n\n```\n{table}\n```\n", f"{problem.name}, {FLAGS.num_seeds} runs")
+
+
+def write_outputs(output_dir: str, results: list, extras: dict, markdown: str, title: str) -> None:
+    """results.json (+ curves.npz), results.md and curves.png in ``output_dir``."""
+    os.makedirs(output_dir, exist_ok=True)
+    write_curves(results, os.path.join(output_dir, "results.json"), extras)
+    with open(os.path.join(output_dir, "results.md"), "w") as f:
+        f.write(markdown)
+    plot_curves(results, os.path.join(output_dir, "curves.png"), title)
+    print(f"wrote {output_dir}/results.json, curves.npz, results.md, curves.png")
+
+def main() -> None:
+    """The ``l2l-evaluate`` console script (``python -m train.evaluate`` in a checkout)."""
+    common.run_program(run, __name__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Meta-trains a coordinatewise LSTM optimizer with truncated BPTT.
+
+Example:
+  l2l-meta-train --problem=quadratic --save_path=runs/quad --num_runs=200
+
+Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
+checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
+the same --save_path resumes. With --export_dir the best rule is also exported as a
+SavedModel (see train.export).
+
+Several devices or machines (README): --distribution=mirrored uses every GPU of this
+machine, --distribution=multi_worker the workers named by the TF_CONFIG environment
+variable (run the same command on each); each replica meta-trains on its own runs and
+the meta-gradients are averaged. Only the chief (worker 0) writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+
+import tensorflow as tf
+from absl import flags
+
+from l2l_tf import distributed, export, preprocess, sharding
+from l2l_tf.cli import common
+from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
+from l2l_tf.run_config import RunConfig
+from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
+
+common.define_problem_flags()
+flags.adopt_module_key_flags(common)
+flags.DEFINE_string("save_path", None, "Output folder: best rule, training checkpoints, logs.")
+flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
+flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
+flags.DEFINE_string(
+    "init_optimizer", None,
+    "Warm start: initial rule weights from this rule (an exported rule folder, a meta_train"
+    " --save_path's best rule, or a rule folder), e.g. to continue with a lower"
+    " --meta_learning_rate. Architecture flags must match.",
+)
+common.define_deprecated_alias("init_from", "init_optimizer")
+flags.DEFINE_integer(
+    "num_runs", 100,
+    "Optimizee runs to meta-train on (one run = --num_steps steps); with --distribution, epochs of one run per replica.",
+    lower_bound=1,
+)
+flags.DEFINE_alias("num_epochs", "num_runs")  # the flag's first name; commands in experiments/ use it
+flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
+flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
+flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
+flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
+flags.DEFINE_enum(
+    "meta_loss_weighting", "uniform", list(META_LOSS_WEIGHTINGS),
+    "Weights of the optimizee losses in the meta-loss: uniform (the paper), linear in the step"
+    " (emphasises the final loss; used for the shipped MNIST rules) or last_quarter (EXPERIMENTAL:"
+    " only the last quarter of the steps; made the MNIST rule worse, experiments/mnist/NOTES.md).",
+)
+flags.DEFINE_enum(
+    "meta_objective", "loss", list(META_OBJECTIVES),
+    "Each step's term of the meta-loss: the optimizee loss (the paper) or log_loss (EXPERIMENTAL:"
+    " its log, weighing late, small losses as much as early ones; never improved on its starting"
+    " MNIST rule in validation, experiments/mnist/NOTES.md).",
+)
+flags.DEFINE_integer(
+    "recompute_segment", 0,
+    "If > 0, recompute the activations of segments of this many steps in the backward pass"
+    " (tf.recompute_grad; must divide --unroll_length): several times less unroll memory for"
+    " about one more forward pass per step, for long --unroll_length. 0: store everything.",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "meta_gradient_accumulation", 1,
+    "EXPERIMENTAL: average the meta-gradients of this many consecutive unrolls per meta-update"
+    " (with --unroll_length=--num_steps: a meta-batch of that many runs). Meta-batches of 4 and 8"
+    " MNIST runs did not beat single runs (experiments/mnist/NOTES.md); 1: off.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "coordinate_blocks", 1,
+    "CPU speed-up: run the rule on this many blocks of coordinates as independent chains, with one"
+    " intra-op and this many inter-op threads (set it to the number of cores; see benchmarks/RESULTS.md;"
+    " LearnedOptimizer's coordinate_block_size is the same idea, by block size). Same results; 1: off"
+    " (the choice on GPU).",
+    lower_bound=1,
+)
+common.define_deprecated_alias("coordinate_shards", "coordinate_blocks")
+flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
+flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
+flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
+flags.DEFINE_integer("num_layers", 2, "LSTM layers.", lower_bound=1)
+flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)
+flags.DEFINE_enum("preprocessing", preprocess.LOG_SIGN, preprocess.PREPROCESSINGS, "Gradient preprocessing.")
+flags.DEFINE_float("preprocessing_p", 10.0, "Exponent p of the log/sign preprocessing.", lower_bound=1e-6)
+flags.DEFINE_float("output_scale", 0.1, "Multiplier of the rule's output.", lower_bound=1e-12)
+flags.DEFINE_list(
+    "momentum_decays", [],
+    "Extension beyond the paper: decay rates of per-coordinate gradient averages fed to the LSTM"
+    " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_optimizer a rule"
+    " without them, the new inputs start with zero weight.",
+)
+flags.DEFINE_enum(
+    "distribution", "none", list(distributed.DISTRIBUTIONS),
+    "none: one device. mirrored: every GPU of this machine (tf.distribute.MirroredStrategy)."
+    " multi_worker: the workers named by the TF_CONFIG environment variable"
+    " (MultiWorkerMirroredStrategy; start the same command on each). Each replica meta-trains on"
+    " its own runs; the meta-gradients are averaged (a meta-batch of one run per replica).",
+)
+flags.DEFINE_integer("validation_every", 20, "Validate (and keep the best rule) every N runs.", lower_bound=1)
+flags.DEFINE_integer("validation_runs", 8, "Held-out optimizee runs per validation.", lower_bound=1)
+flags.DEFINE_integer("checkpoint_every", 10, "Write a resumable checkpoint every N runs.", lower_bound=1)
+flags.DEFINE_integer("log_every", 10, "Log a progress line every N runs.", lower_bound=1)
+flags.mark_flag_as_required("save_path")
+
+FLAGS = flags.FLAGS
+# Settings whose flag was renamed: run_config.json and MetaConfig keep the first name.
+# Every other setting (RuleConfig, MetaConfig, TrainingOptions, RunConfig fields) is the flag
+# of its own name.
+FLAG_OF_SETTING = {"init_from": "init_optimizer", "coordinate_shards": "coordinate_blocks", "num_epochs": "num_runs"}
+
+
+def flag_value(setting: str):
+    """The value of the flag that gives ``setting`` (a run_config key or MetaConfig field)."""
+    return FLAGS[FLAG_OF_SETTING.get(setting, setting)].value
+
+
+def run_config(problem_description: dict) -> RunConfig:
+    """The run's settings (stored with checkpoints and exported rules), from the flags by
+    field name; ``num_replicas`` is set by the training loop."""
+    command = common.command_line()
+    return RunConfig.from_settings(flag_value, num_replicas=1, command=command, problem_description=problem_description)
+
+
+def rule_config_from_flags() -> RuleConfig:
+    """The rule architecture the flags give; a usage error naming the flag otherwise."""
+    try:
+        decays = tuple(float(b) for b in FLAGS.momentum_decays)
+    except ValueError:
+        common.usage_error(f"--momentum_decays must be numbers, got {','.join(FLAGS.momentum_decays)!r}")
+    values = {field.name: flag_value(field.name) for field in dataclasses.fields(RuleConfig)}
+    try:
+        return RuleConfig(**{**values, "momentum_decays": decays})
+    except ValueError as error:
+        common.usage_error(f"{error}; fix the flag --{str(error).split()[0]}")
+        raise  # unreachable
+
+
+def check_output_flags() -> None:
+    """Usage errors, before any work, for output paths that cannot be written or whose
+    replacement would lose data."""
+    if FLAGS.export_dir:
+        common.require_export_target(FLAGS.export_dir, (FLAGS.save_path,))
+    common.require_writable_dir(FLAGS.save_path, "save_path")
+    if FLAGS.logdir:
+        common.require_writable_dir(FLAGS.logdir, "logdir")
+
+
+def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
+    """The rule, meta-training and loop settings named by the flags (usage errors if invalid)."""
+    if FLAGS.num_steps % FLAGS.unroll_length:
+        common.usage_error(
+            f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
+        )
+    rule_config = rule_config_from_flags()
+    try:
+        meta_config = MetaConfig(**{field.name: flag_value(field.name) for field in dataclasses.fields(MetaConfig)})
+    except ValueError as error:
+        common.usage_error(f"{error}; fix the flag named in it")
+    options = TrainingOptions(
+        **{field.name: flag_value(field.name) for field in dataclasses.fields(TrainingOptions) if field.name in FLAGS}
+    )
+    return rule_config, meta_config, options
+
+
+def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM:
+    """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_optimizer if set."""
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+    if FLAGS.init_optimizer:
+        try:
+            start = export.load_any(FLAGS.init_optimizer)
+        except (FileNotFoundError, ValueError) as error:
+            common.usage_error(str(error))
+        try:
+            warm_start(rule, start)
+        except ValueError as error:
+            common.usage_error(f"--init_optimizer={FLAGS.init_optimizer}: {error}; pass matching architecture flags")
+    return rule
+
+
+def run(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    common.warn_deprecated_flags()
+    rule_config, meta_config, options = configs_from_flags()
+    if meta_config.coordinate_shards > 1:
+        sharding.configure_cpu_threads(meta_config.coordinate_shards)
+    try:
+        strategy = distributed.make_strategy(FLAGS.distribution)
+    except distributed.DistributionError as error:
+        common.usage_error(str(error))
+    chief = distributed.is_chief(strategy)
+    if chief:  # the other workers write nothing under --save_path
+        check_output_flags()
+    problem = common.build_problem()
+    try:
+        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
+    except ValueError as error:
+        common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
+    rule = build_rule(rule_config, strategy)
+    print(
+        f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
+        f" ({rule.num_meta_parameters()} weights) on {problem.name}"
+        f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
+        + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
+        flush=True,
+    )
+    config = run_config(problem.describe())
+    try:
+        summary = meta_train(
+            rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
+            log=lambda line: print(line, flush=True), strategy=strategy,
+        )
+    except IncompatibleResumeError as error:
+        common.usage_error(str(error))
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        first_line = str(error).strip().splitlines()[0][:300]
+        print(f"FATAL lost contact with another worker ({first_line}); restart every worker with the same"
+              " command: the job resumes from the last checkpoint", file=sys.stderr)
+        sys.exit(1)
+    print("summary: " + json.dumps(summary), flush=True)
+    if FLAGS.export_dir and chief:
+        try:
+            export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)
+        except (FileNotFoundError, ValueError) as error:
+            common.usage_error(f"{error} (the trained run is intact; export it with train.export)")
+        print(f"exported the best rule to {FLAGS.export_dir}", flush=True)
+
+
+def main() -> None:
+    """The ``l2l-meta-train`` console script (``python -m train.meta_train`` in a checkout)."""
+    common.run_program(run, __name__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Writes report.md (+ plots) into a shipped optimizer folder from train.evaluate outputs.
+
+Example:
+  l2l-report --optimizer=saved_optimizers/quadratic_lstm \
+      --evaluation="quadratic, 100 steps=experiments/quadratic/eval100"
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from absl import flags
+
+from l2l_tf import export
+from l2l_tf.cli import common
+from l2l_tf.json_files import JsonFileError, read_json
+
+flags.DEFINE_string("optimizer", None, "Exported rule folder to write report.md into.")
+common.define_deprecated_alias("optimizer_dir", "optimizer")
+flags.DEFINE_multi_string("evaluation", [], "TITLE=DIR (repeatable); DIR written by train.evaluate --output_dir.")
+flags.mark_flag_as_required("optimizer")
+FLAGS = flags.FLAGS
+
+
+def section(title: str, directory: str, image_name: str) -> str:
+    try:
+        results = read_json(os.path.join(directory, "results.json"), "evaluation results", max_bytes=64 << 20)
+        with open(os.path.join(directory, "results.md")) as f:
+            table = f.read(1 << 20).strip()
+        settings = results["settings"]
+    except (JsonFileError, OSError, KeyError, TypeError) as error:
+        common.usage_error(f"--evaluation {directory!r}: not a train.evaluate --output_dir ({error})")
+    return (
+        f"## {title}\n\n{table}\n\n"
+        f"Tuned learning rates: "
+        + ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in results["tuning"].items())
+        + f". Command: `{settings['command']}`\n\n![{title}]({image_name})\n"
+    )
+
+
+def run(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    common.warn_deprecated_flags()
+    try:
+        metadata = export.read_metadata(FLAGS.optimizer)
+    except export.RuleLoadError as error:
+        common.usage_error(str(error))
+    training = metadata.get("training", {})
+    lines = [
+        f"# {os.path.basename(os.path.normpath(FLAGS.optimizer))}\n",
+        (f"A {metadata['rule']['num_layers']}x{metadata['rule']['hidden_size']} coordinatewise LSTM rule"
+        f" ({metadata['num_meta_parameters']} weights, {metadata['rule']['preprocessing']} preprocessing"
+        f" p={metadata['rule']['preprocessing_p']:g}, output scale {metadata['rule']['output_scale']:g}),"
+        f" meta-trained on `{metadata['problem'].get('name')}` by `{training.get('command', '?')}`;"
+        f" best validation loss {training.get('validation_loss', float('nan')):.4g} at epoch {training.get('epoch')}.\n"),
+        ("```python\nfrom l2l_tf import LearnedOptimizer\n"
+        f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer}\")\n```\n"),
+    ]
+    for i, item in enumerate(FLAGS.evaluation):
+        if "=" not in item:
+            common.usage_error(f"--evaluation values must be TITLE=DIR, got {item!r}")
+        title, directory = item.rsplit("=", 1)
+        image = f"eval_{i}.png"
+        shutil.copyfile(os.path.join(directory, "curves.png"), os.path.join(FLAGS.optimizer, image))
+        lines.append(section(title.strip(), directory, image))
+    with open(os.path.join(FLAGS.optimizer, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {FLAGS.optimizer}/report.md")
+
+
+def main() -> None:
+    """The ``l2l-report`` console script (``python -m train.report`` in a checkout)."""
+    common.run_program(run, __name__)
+
+
+if __name__ == "__main__":
+    main()
