@@ -24,7 +24,13 @@ def define_problem_flags() -> None:
     flags.DEFINE_string(
         "data_dir", None,
         "With --data_source=idx: folder of the four MNIST IDX files (e.g."
-        " ../shared/data/mnist-10k). With tfds: TFDS's data_dir.",
+        " ../shared/data/mnist-10k). With tfds: TFDS's data_dir. With neural_art problems: the folder"
+        " with content/ and style/ images (default $L2L_NEURAL_ART_DIR or ../shared/data/neural-art).",
+    )
+    flags.DEFINE_string(
+        "vgg_weights", None,
+        "neural_art problems: VGG19 weights, an .npz file (default DATA_DIR/vgg19/vgg19_notop_q8.npz)"
+        " or 'imagenet' (Keras downloads them; needs network access once).",
     )
 
 
@@ -32,7 +38,7 @@ def build_problem() -> Problem:
     """The problem named by the flags; data problems exit with a usage error if unavailable."""
     values = flags.FLAGS
     try:
-        return make_problem(values.problem, values.data_source, values.data_dir)
+        return make_problem(values.problem, values.data_source, values.data_dir, values.vgg_weights)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
         usage_error(str(error))
         raise  # unreachable
