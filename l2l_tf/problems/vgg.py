@@ -91,7 +91,11 @@ def feature_extractor(layers: Sequence[str], weights: str) -> keras.Model:
     if unknown or not layers:
         raise ValueError(f"unknown VGG19 layers {unknown}; choose from {known}")
     if weights == IMAGENET:
-        full = keras.applications.VGG19(include_top=False, weights=IMAGENET, input_shape=(None, None, 3))
+        try:
+            full = keras.applications.VGG19(include_top=False, weights=IMAGENET, input_shape=(None, None, 3))
+        except Exception as error:  # noqa: BLE001 (keras.utils.get_file raises a bare Exception)
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise VGGWeightsError(f"could not get Keras' ImageNet VGG19 weights ({reason}); {HOW_TO_PROVIDE}") from None
     else:
         full = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     deepest = max(known.index(name) for name in layers)
