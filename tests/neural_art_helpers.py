@@ -27,8 +27,9 @@ def write_fake_vgg_npz(path: str, seed: int = 0, layers: tuple[str, ...] = tuple
     return arrays
 
 
-def write_fake_data_dir(root: str) -> str:
-    """A neural-art folder: content/{red,blue}.jpg, style/stripes.jpg, vgg19/vgg19_notop_q8.npz."""
+def write_fake_data_dir(root: str, photos: tuple[str, ...] = (), paintings: tuple[str, ...] = ()) -> str:
+    """A neural-art folder: content/{red,blue}.jpg, style/stripes.jpg, vgg19/vgg19_notop_q8.npz,
+    and small random pictures named ``photos`` (content/) and ``paintings`` (style/)."""
     for folder in ("content", "style", "vgg19"):
         os.makedirs(os.path.join(root, folder), exist_ok=True)
     height, width = 40, 56
@@ -41,6 +42,11 @@ def write_fake_data_dir(root: str) -> str:
     images.write_image(red, os.path.join(root, "content", "red.jpg"))
     images.write_image(blue, os.path.join(root, "content", "blue.jpg"))
     images.write_image(stripes, os.path.join(root, "style", "stripes.jpg"))
+    rng = np.random.default_rng(1)
+    for folder, names in (("content", photos), ("style", paintings)):
+        for name in names:
+            picture = rng.uniform(size=(24, 32, 3)).astype(np.float32)
+            images.write_image(picture, os.path.join(root, folder, name + ".jpg"))
     write_fake_vgg_npz(os.path.join(root, "vgg19", "vgg19_notop_q8.npz"))
     return root
 
