@@ -234,10 +234,27 @@ def write_curves(results: Sequence[OptimizerResult], path: str, extra: dict | No
     payload = {
         "summary": [r.summary() for r in results],
         "curves": {r.name: r.curves.tolist() for r in results},
+        "run_metrics": {r.name: r.metrics for r in results},
         **(extra or {}),
     }
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
+
+
+def read_results(path: str) -> tuple[dict[str, Any], dict[str, OptimizerResult]]:
+    """The payload of ``write_curves`` and its optimizers' results (curves, per-run metrics,
+    learning rates), by name. Raises ``ValueError`` for a file that is not such a payload."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+        rates = {row["optimizer"]: row["learning_rate"] for row in payload["summary"]}
+        results = {
+            name: OptimizerResult(name, np.asarray(curves, np.float64), payload["run_metrics"][name], rates[name])
+            for name, curves in payload["curves"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a results.json written by train.evaluate ({error})") from error
+    return payload, results
 
 
 def plot_curves(results: Sequence[OptimizerResult], path: str, title: str) -> None:

@@ -8,10 +8,16 @@ Each baseline's learning rate is grid-searched on --tuning_seeds runs, disjoint 
 --num_seeds evaluation runs (seeds 0..N-1; see l2l_tf.seeds). Prints a table of the
 loss at the last step (mean, std, median over runs), and writes the per-step curves
 (results.json), the table (results.md) and a log-scale plot (curves.png) to --output_dir.
+
+Without --optimizer only the baselines run; --baseline_results=RESULTS.json then reuses
+them (tuned learning rates, curves, metrics) for a learned rule evaluated later with the
+same problem, steps, seeds and learning-rate grid (checked), so that expensive baselines
+run once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -29,13 +35,15 @@ from l2l_tf.evaluation import (
     format_table,
     paired_comparison,
     plot_curves,
+    read_results,
     tune,
     write_curves,
 )
 from train import common
 
 common.define_problem_flags()
-flags.DEFINE_string("optimizer", None, "Exported rule (SavedModel folder) or meta_train --save_path.")
+flags.DEFINE_string(
+    "optimizer", None, "Exported rule (SavedModel folder) or meta_train --save_path (unset: only the baselines run).")
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
@@ -45,7 +53,11 @@ flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNIN
 flags.DEFINE_string("output_dir", None, "Folder for results.json, results.md and curves.png.")
 flags.DEFINE_boolean("allow_unsafe_ops", False, "Load a SavedModel even if it uses ops a rule never needs (only for trusted files).")
 flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
-flags.mark_flag_as_required("optimizer")
+flags.DEFINE_string(
+    "baseline_results", None,
+    "Reuse the baselines (tuned learning rates, curves, metrics) of an earlier evaluate run's results.json"
+    " made with the same problem, --num_steps, seeds and --learning_rates, instead of re-running them.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -56,9 +68,38 @@ def load_learned(path: str):
     return checkpoints.load_rule(path)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        common.usage_error(f"unexpected arguments {argv[1:]}")
+def reused_baselines(path: str, settings: dict) -> tuple[dict, list]:
+    """Tuning records and results of ``--baselines`` from an earlier run with the same settings."""
+    try:
+        payload, results = read_results(path)
+    except ValueError as error:
+        common.usage_error(f"--baseline_results={path}: {error}")
+    for key in ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid"):
+        if payload.get("settings", {}).get(key) != json.loads(json.dumps(settings[key])):
+            common.usage_error(
+                f"--baseline_results={path} was run with another {key} ({payload.get('settings', {}).get(key)});"
+                " rerun the baselines or pass the same flags"
+            )
+    missing = [name for name in FLAGS.baselines if name not in results or name not in payload.get("tuning", {})]
+    if missing:
+        common.usage_error(f"--baseline_results={path} has no results for {missing}")
+    print(f"baselines {FLAGS.baselines} (tuning and evaluation runs) reused from {path}", flush=True)
+    return {name: payload["tuning"][name] for name in FLAGS.baselines}, [results[name] for name in FLAGS.baselines]
+
+
+def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float]) -> tuple[dict, list]:
+    """Tunes each of ``--baselines`` on ``tuning`` runs and evaluates it on ``eval_seeds``."""
+    tuning_record, results = {}, []
+    for name in FLAGS.baselines:
+        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
+        tuned = tune(runner, tuning, learning_rates)
+        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
+        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
+        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
+    return tuning_record, results
+
+
+def parse_learning_rates() -> list[float]:
     unknown = sorted(set(FLAGS.baselines) - set(baselines.BASELINES))
     if unknown:
         common.usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
@@ -68,25 +109,55 @@ def main(argv: list[str]) -> None:
         common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
     if any(not lr > 0 for lr in learning_rates):
         common.usage_error("--learning_rates must all be > 0")
-    try:
-        rule = load_learned(FLAGS.optimizer)
-    except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
-        common.usage_error(str(error))
+    if not FLAGS.optimizer and not FLAGS.baselines:
+        common.usage_error("nothing to evaluate: pass --optimizer and/or --baselines")
+    return learning_rates
+
+
+def write_outputs(results: list, settings: dict, tuning_record: dict, comparison: list, header: str, table: str) -> None:
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {
+        "settings": settings, "tuning": tuning_record, "comparison": comparison})
+    with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
+        f.write(f"{header}\n\n```\n{table}\n```\n")
+    plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{settings['problem']['name']}, {FLAGS.num_seeds} runs")
+    print(f"wrote {FLAGS.output_dir}/results.json, results.md, curves.png")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    learning_rates = parse_learning_rates()
+    rule = None
+    if FLAGS.optimizer:
+        try:
+            rule = load_learned(FLAGS.optimizer)
+        except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
+            common.usage_error(str(error))
     problem = common.build_problem()
     eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
     tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
     check_disjoint(tuning, eval_seeds)
     start = time.time()
-    results, tuning_record = [], {}
-    results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
-    for name in FLAGS.baselines:
-        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
-        tuned = tune(runner, tuning, learning_rates)
-        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
-        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
-        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
+    settings = {
+        "problem": problem.describe(),
+        "optimizer": FLAGS.optimizer,
+        "num_steps": FLAGS.num_steps,
+        "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
+        "tuning_seeds": [tuning[0], tuning[-1]],
+        "learning_rate_grid": learning_rates,
+        "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
+    }
+    results = []
+    if rule is not None:
+        results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
+    if FLAGS.baseline_results:
+        tuning_record, baseline_results = reused_baselines(FLAGS.baseline_results, settings)
+    else:
+        tuning_record, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates)
+    results += baseline_results
     table = format_table(results, FLAGS.num_steps)
-    comparison = paired_comparison(results[0], results[1:])
+    comparison = paired_comparison(results[0], results[1:]) if rule is not None else []
     if comparison:
         table += "\n\n" + format_comparison(results[0].name, comparison)
     header = (
@@ -95,23 +166,8 @@ def main(argv: list[str]) -> None:
     )
     print(header + "\n" + table, flush=True)
     if FLAGS.output_dir:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
-        settings = {
-            "problem": problem.describe(),
-            "optimizer": FLAGS.optimizer,
-            "num_steps": FLAGS.num_steps,
-            "evaluation_seeds": [eval_seeds[0], eval_seeds[-1]],
-            "tuning_seeds": [tuning[0], tuning[-1]],
-            "learning_rate_grid": learning_rates,
-            "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
-            "wall_seconds": time.time() - start,
-        }
-        write_curves(results, os.path.join(FLAGS.output_dir, "results.json"), {
-            "settings": settings, "tuning": tuning_record, "comparison": comparison})
-        with open(os.path.join(FLAGS.output_dir, "results.md"), "w") as f:
-            f.write(f"{header}\n\n```\n{table}\n```\n")
-        plot_curves(results, os.path.join(FLAGS.output_dir, "curves.png"), f"{problem.name}, {FLAGS.num_seeds} runs")
-        print(f"wrote {FLAGS.output_dir}/results.json, results.md, curves.png")
+        settings["wall_seconds"] = time.time() - start
+        write_outputs(results, settings, tuning_record, comparison, header, table)
 
 
 if __name__ == "__main__":

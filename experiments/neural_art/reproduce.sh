@@ -10,3 +10,14 @@ TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.m
   --save_path=$out/run --num_epochs=600 --num_steps=128 --unroll_length=32 \
   --meta_objective=log_loss --momentum_decays=0.5,0.9,0.99 \
   --validation_every=25 --validation_runs=8 --checkpoint_every=5 --log_every=5 2>&1 | tee -a $out/meta_train.log
+
+# 2. Evaluation (protocol: PROTOCOL.md). The baselines do not depend on the rule, so they run first
+#    (tuned on seeds 800000-800001, evaluated on seeds 0-19), niced, on the other core; the rule is then
+#    evaluated on the same runs and compared with them (--baseline_results).
+grid=0.001,0.003,0.01,0.03,0.1,0.3,1,3,10,30,100
+for setting in "a neural_art" "c neural_art_new_style" "b neural_art_128"; do
+  set -- $setting
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nice -n 19 taskset -c 0 python -m train.evaluate --problem=$2 \
+    --num_steps=128 --num_seeds=20 --tuning_seeds=2 --learning_rates=$grid \
+    --output_dir=$out/baselines_$1 2>&1 | tee $out/baselines_$1.log
+done
