@@ -19,12 +19,12 @@ from l2l_tf.problems.neural_art import StyleTransferLoss
 # Floats kept per pixel by the loss and its gradient: the VGG19 activations up to
 # block3_conv1 (64 + 64 + 16 + 32 + 32 + 8 + 16 channels at their resolutions = 232) for
 # the forward pass, about three times that with the backward pass and the optimised
-# image's copies. Measured peaks are below this (see BUILD.md); it is a guard, not a model.
+# image's copies. It is a guard, not a model: measured peaks (BUILD.md) are below it.
 _FLOATS_PER_PIXEL_LOSS = 3 * 232 + 64
 # A learned rule keeps 80 (+ momentum) floats of state per coordinate, 3 coordinates per
 # pixel, and the rule's intermediate activations (about as many again).
 _FLOATS_PER_PIXEL_LEARNED = 2 * 3 * 84
-_FIXED_BYTES = 400 * 2**20  # the VGG19 weights (20M floats) and TensorFlow itself
+_FIXED_BYTES = 2**30  # TensorFlow itself and the VGG19 weights (20M floats): ~0.75 GiB measured
 
 
 def output_shape(height: int, width: int, size: int) -> tuple[int, int]:
