@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +75,14 @@ def test_evaluate_and_picture_grid_on_the_held_out_style(trained, art_dir, tmp_p
     assert "lstm: loss at step 3" in result.stdout and "adam: loss at step 3" in result.stdout
     with open(grid, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    shipped = str(tmp_path / "shipped")
+    shutil.copytree(f"{save}_export", shipped)
+    result = run_binary("report", f"--optimizer_dir={shipped}", f"--evaluation=(c) new style={out}",
+                        f"--image=(c) pictures={grid}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = pathlib.Path(shipped, "report.md").read_text()
+    assert "## (c) new style" in report and "![(c) pictures](image_0.png)" in report
+    assert os.path.isfile(os.path.join(shipped, "image_0.png")) and os.path.isfile(os.path.join(shipped, "eval_0.png"))
     wrong = run_binary("neural_art_grid", "--problem=neural_art", f"--data_dir={art_dir}", f"--optimizer={save}_export",
                        f"--evaluation={out}/results.json", f"--output={grid}")
     assert wrong.returncode == 2 and "evaluated 'neural_art_new_style', not --problem=neural_art" in wrong.stderr
