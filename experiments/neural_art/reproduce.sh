@@ -22,3 +22,25 @@ for setting in "a neural_art" "c neural_art_new_style" "b neural_art_128"; do
     --num_steps=128 --num_seeds=20 --tuning_seeds=2 --learning_rates=$grid \
     --output_dir=$out/baselines_$1 2>&1 | tee $out/baselines_$1.log
 done
+
+# 3. Ship the best-validation rule, evaluate it on the baselines' runs, picture grids, report.
+python -m train.export --checkpoint=$out/run --export_dir=saved_optimizers/neural_art_lstm
+for setting in "a neural_art" "c neural_art_new_style" "b neural_art_128"; do
+  set -- $setting
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.evaluate --problem=$2 \
+    --optimizer=saved_optimizers/neural_art_lstm --num_steps=128 --num_seeds=20 --tuning_seeds=2 \
+    --learning_rates=$grid --baseline_results=$out/baselines_$1/results.json \
+    --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.neural_art_grid --problem=$2 \
+    --optimizer=saved_optimizers/neural_art_lstm --evaluation=$out/eval_$1/results.json --seeds=0,1,2,3 \
+    --output=$out/eval_$1/pictures.png 2>&1 | tee $out/grid_$1.log
+done
+python -m train.export --checkpoint=$out/run --export_dir=saved_optimizers/neural_art_lstm \
+  --evaluation_json=$out/eval_a/results.json
+python -m train.report --optimizer_dir=saved_optimizers/neural_art_lstm \
+  --evaluation="(a) new content, 64x64, training style=$out/eval_a" \
+  --evaluation="(c) new style (Munch), 64x64=$out/eval_c" \
+  --evaluation="(b) 128x128, training style=$out/eval_b" \
+  --image="(a) pictures after 128 steps=$out/eval_a/pictures.png" \
+  --image="(c) pictures after 128 steps=$out/eval_c/pictures.png" \
+  --image="(b) pictures after 128 steps=$out/eval_b/pictures.png"
