@@ -50,3 +50,9 @@ python -m train.report --optimizer_dir=saved_optimizers/neural_art_lstm \
   --image="(a) pictures after 128 steps=$out/eval_a/pictures.png" \
   --image="(c) pictures after 128 steps=$out/eval_c/pictures.png" \
   --image="(b) pictures after 128 steps=$out/eval_b/pictures.png"
+
+# 4. The tool: a held-out painting on a photo at 160 px with the shipped rule (frames every 32 steps).
+python -m train.stylize --content=../shared/data/neural-art/content/skimage_coffee.jpg \
+  --style=../shared/data/neural-art/style/van_gogh_village_street_in_auvers.jpg \
+  --output=$out/stylize_demo/coffee_van_gogh.png --size=160 --optimizer=saved_optimizers/neural_art_lstm \
+  --num_steps=128 --frames_every=32
