@@ -12,7 +12,8 @@ loss at the last step (mean, std, median over runs), and writes the per-step cur
 Without --optimizer only the baselines run; --baseline_results=RESULTS.json then reuses
 them (tuned learning rates, curves, metrics) for a learned rule evaluated later with the
 same problem, steps, seeds and learning-rate grid (checked), so that expensive baselines
-run once.
+run once; --rule_results likewise reuses a rule-only run (--baselines= empty), so that the
+rule and the baselines can run in parallel and be compared afterwards.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ flags.DEFINE_string(
     "Reuse the baselines (tuned learning rates, curves, metrics) of an earlier evaluate run's results.json"
     " made with the same problem, --num_steps, seeds and --learning_rates, instead of re-running them.",
 )
+flags.DEFINE_string(
+    "rule_results", None,
+    "Likewise for the learned rule: reuse its runs (named --name) from an earlier evaluate run of it"
+    " (e.g. with --baselines= empty) with the same settings.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -68,23 +74,24 @@ def load_learned(path: str):
     return checkpoints.load_rule(path)
 
 
-def reused_baselines(path: str, settings: dict) -> tuple[dict, list]:
-    """Tuning records and results of ``--baselines`` from an earlier run with the same settings."""
+def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tuple[dict, list]:
+    """Tuning records and results of optimizers ``names`` from an earlier run with the same settings."""
     try:
         payload, results = read_results(path)
     except ValueError as error:
-        common.usage_error(f"--baseline_results={path}: {error}")
+        common.usage_error(f"--{flag}={path}: {error}")
     for key in ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid"):
         if payload.get("settings", {}).get(key) != json.loads(json.dumps(settings[key])):
             common.usage_error(
-                f"--baseline_results={path} was run with another {key} ({payload.get('settings', {}).get(key)});"
-                " rerun the baselines or pass the same flags"
+                f"--{flag}={path} was run with another {key} ({payload.get('settings', {}).get(key)});"
+                " rerun it or pass the same flags"
             )
-    missing = [name for name in FLAGS.baselines if name not in results or name not in payload.get("tuning", {})]
+    tuning = payload.get("tuning", {})
+    missing = [name for name in names if name not in results or (name in baselines.BASELINES and name not in tuning)]
     if missing:
-        common.usage_error(f"--baseline_results={path} has no results for {missing}")
-    print(f"baselines {FLAGS.baselines} (tuning and evaluation runs) reused from {path}", flush=True)
-    return {name: payload["tuning"][name] for name in FLAGS.baselines}, [results[name] for name in FLAGS.baselines]
+        common.usage_error(f"--{flag}={path} has no results for {missing}")
+    print(f"{names} (their runs{' and tuning' if tuning else ''}) reused from {path}", flush=True)
+    return {name: tuning[name] for name in names if name in tuning}, [results[name] for name in names]
 
 
 def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float]) -> tuple[dict, list]:
@@ -149,10 +156,12 @@ def main(argv: list[str]) -> None:
         "command": "python -m train.evaluate " + " ".join(sys.argv[1:]),
     }
     results = []
-    if rule is not None:
+    if rule is not None and FLAGS.rule_results:
+        results += reused_results(FLAGS.rule_results, settings, [FLAGS.name], "rule_results")[1]
+    elif rule is not None:
         results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
     if FLAGS.baseline_results:
-        tuning_record, baseline_results = reused_baselines(FLAGS.baseline_results, settings)
+        tuning_record, baseline_results = reused_results(FLAGS.baseline_results, settings, FLAGS.baselines, "baseline_results")
     else:
         tuning_record, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates)
     results += baseline_results
