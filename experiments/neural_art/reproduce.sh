@@ -29,15 +29,20 @@ for setting in "c neural_art_new_style" "b neural_art_128"; do
     --output_dir=$out/baselines_$1 2>&1 | tee $out/baselines_$1.log
 done
 
-# 3. Ship the best-validation rule, evaluate it on the baselines' runs, picture grids, report.
+# 3. Ship the best-validation rule (meta-training was stopped after 150 runs, at 06:30 UTC), evaluate it
+#    alone on the same 20 runs (--baselines= : in parallel with the baselines still running), then
+#    compare: --rule_results + --baseline_results reuse both runs (no optimizer runs again) and print the
+#    table and the paired comparison. Picture grids at the tuned learning rates.
 python -m train.export --checkpoint=$out/run --export_dir=saved_optimizers/neural_art_lstm
-for setting in "a neural_art" "c neural_art_new_style" "b neural_art_128"; do
+for setting in "c neural_art_new_style" "a neural_art" "b neural_art_128"; do
   set -- $setting
-  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.evaluate --problem=$2 \
-    --optimizer=saved_optimizers/neural_art_lstm --num_steps=128 --num_seeds=20 --tuning_seeds=2 \
-    --learning_rates=$grid --baseline_results=$out/baselines_$1/results.json --nojit_compile \
-    --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
-  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.neural_art_grid --problem=$2 \
+  common="--problem=$2 --optimizer=saved_optimizers/neural_art_lstm --num_steps=128 --num_seeds=20 --tuning_seeds=2"
+  common="$common --learning_rates=$grid --nojit_compile"
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m train.evaluate $common --baselines= \
+    --output_dir=$out/rule_$1 2>&1 | tee $out/rule_$1.log
+  python -m train.evaluate $common --rule_results=$out/rule_$1/results.json \
+    --baseline_results=$out/baselines_$1/results.json --output_dir=$out/eval_$1 2>&1 | tee $out/eval_$1.log
+  TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m train.neural_art_grid --problem=$2 \
     --optimizer=saved_optimizers/neural_art_lstm --evaluation=$out/eval_$1/results.json --seeds=0,1,2,3 \
     --nojit_compile --output=$out/eval_$1/pictures.png 2>&1 | tee $out/grid_$1.log
 done
