@@ -5,7 +5,9 @@
 set -euo pipefail
 out=experiments/neural_art
 # 1. Meta-training on ONE core (the other was in use), 64x64 crops of the nine training photos,
-#    one style (Hokusai), 128-step runs, truncated BPTT with 32-step unrolls.
+#    one style (Hokusai), 128-step runs, truncated BPTT with 32-step unrolls. The shipped run was stopped
+#    (SIGTERM) right after its epoch-150 validation (the best so far) to leave time for the evaluation;
+#    re-running this command resumes it from epoch 150.
 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.meta_train --problem=neural_art \
   --save_path=$out/run --num_epochs=600 --num_steps=128 --unroll_length=32 \
   --meta_objective=log_loss --momentum_decays=0.5,0.9,0.99 \
