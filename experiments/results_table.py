@@ -4,6 +4,7 @@ Usage (repo root): python experiments/results_table.py
 """
 
 import json
+import math
 import os
 import pathlib
 
@@ -21,6 +22,11 @@ ROWS = [
     ("+ momentum features: 40 hidden units", "experiments/mnist/eval_momentum_mnist_40_100", "(not in the paper)"),
     ("+ momentum features: 2 hidden layers", "experiments/mnist/eval_momentum_mnist_2layer_100", "(not in the paper)"),
     ("+ momentum features: ReLU", "experiments/mnist/eval_momentum_mnist_relu_100", "(not in the paper)"),
+    # Neural art (issue 16): rule with momentum features, meta-trained on 64x64 crops, one style.
+    ("Neural art (a): held-out photos, 64x64, training style, step 128", "experiments/neural_art/eval_a",
+     "LSTM below every baseline"),
+    ("Neural art (c): held-out style, 64x64, step 128", "experiments/neural_art/eval_c", "LSTM below every baseline"),
+    ("Neural art (b): 128x128, step 128", "experiments/neural_art/eval_b", "LSTM below every baseline"),
 ]
 
 
@@ -36,7 +42,8 @@ def main() -> None:
         summary = {s["optimizer"]: s for s in results["summary"]}
         mean_over_steps = {name: sum(map(sum, c)) / (len(c) * len(c[0])) for name, c in results["curves"].items()}
         learned = summary.pop("lstm")
-        best = min(summary.values(), key=lambda s: s["final_loss_mean"])
+        # A baseline whose tuned rate diverged on some evaluation runs has a non-finite mean: not "best".
+        best = min((s for s in summary.values() if math.isfinite(s["final_loss_mean"])), key=lambda s: s["final_loss_mean"])
         adam = summary["adam"]
 
         def cell(s):
