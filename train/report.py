@@ -20,6 +20,7 @@ flags.DEFINE_string("optimizer_dir", None, "Exported rule folder to write report
 flags.DEFINE_multi_string("evaluation", [], "TITLE=DIR (repeatable); DIR written by train.evaluate --output_dir.")
 flags.DEFINE_multi_string(
     "image", [], "TITLE=PNG (repeatable): a picture (e.g. a train.neural_art_grid grid) copied into the folder and shown.")
+flags.DEFINE_string("notes", None, "A markdown file appended after the header (summary, caveats).")
 flags.mark_flag_as_required("optimizer_dir")
 FLAGS = flags.FLAGS
 
@@ -56,6 +57,12 @@ def main(argv: list[str]) -> None:
         ("```python\nfrom l2l_tf import LearnedOptimizer\n"
         f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer_dir}\")\n```\n"),
     ]
+    if FLAGS.notes:
+        try:
+            with open(FLAGS.notes) as f:
+                lines.append(f.read().strip() + "\n")
+        except OSError as error:
+            common.usage_error(f"--notes={FLAGS.notes}: {error.strerror}")
     for i, item in enumerate(FLAGS.evaluation):
         if "=" not in item:
             common.usage_error(f"--evaluation values must be TITLE=DIR, got {item!r}")

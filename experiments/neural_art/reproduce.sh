@@ -50,13 +50,13 @@ for setting in "c neural_art_new_style" "a neural_art" "b neural_art_128"; do
 done
 python -m train.export --checkpoint=$out/run --export_dir=saved_optimizers/neural_art_lstm \
   --evaluation_json=$out/eval_a/results.json
-python -m train.report --optimizer_dir=saved_optimizers/neural_art_lstm \
-  --evaluation="(a) new content, 64x64, training style=$out/eval_a" \
-  --evaluation="(c) new style (Munch), 64x64=$out/eval_c" \
-  --evaluation="(b) 128x128, training style=$out/eval_b" \
-  --image="(a) pictures after 128 steps=$out/eval_a/pictures.png" \
-  --image="(c) pictures after 128 steps=$out/eval_c/pictures.png" \
-  --image="(b) pictures after 128 steps=$out/eval_b/pictures.png"
+# The shipped report (setting (b) was not run in the session that shipped the rule; add its
+# --evaluation/--image pairs once eval_b exists).
+python -m train.report --optimizer_dir=saved_optimizers/neural_art_lstm --notes=$out/report_notes.md \
+  --evaluation="(a) held-out photos, 64x64, training style (Hokusai)=$out/eval_a" \
+  --evaluation="(c) held-out photos, 64x64, held-out style (Munch)=$out/eval_c" \
+  --image="(a) pictures after 128 steps (seeds 0-3)=$out/eval_a/pictures.png" \
+  --image="(c) pictures after 128 steps (seeds 0-3)=$out/eval_c/pictures.png"
 
 # 4. The tool: a held-out painting on a photo at 160 px with the shipped rule (frames every 32 steps).
 python -m train.stylize --content=../shared/data/neural-art/content/skimage_coffee.jpg \
