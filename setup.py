@@ -14,6 +14,8 @@ CONSOLE_SCRIPTS = {
     "l2l-evaluate": "evaluate",
     "l2l-export": "export",
     "l2l-fit-keras": "fit_keras",
+    "l2l-stylize": "stylize",
+    "l2l-neural-art-grid": "neural_art_grid",
     "l2l-report": "report",
     "l2l-optimizers": "optimizers",
 }

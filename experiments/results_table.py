@@ -4,6 +4,7 @@ Usage (repo root, l2l_tf installed as README.md says): python experiments/result
 """
 
 import json
+import math
 import os
 import pathlib
 
@@ -25,6 +26,11 @@ ROWS = [
     ("+ momentum features: 40 hidden units", "experiments/mnist/eval_momentum_mnist_40_100", "(not in the paper)"),
     ("+ momentum features: 2 hidden layers", "experiments/mnist/eval_momentum_mnist_2layer_100", "(not in the paper)"),
     ("+ momentum features: ReLU", "experiments/mnist/eval_momentum_mnist_relu_100", "(not in the paper)"),
+    # Neural art (issue 16): rule with momentum features, meta-trained on 64x64 crops, one style.
+    ("Neural art (a): held-out photos, 64x64, training style, step 128", "experiments/neural_art/eval_a",
+     "LSTM below every baseline"),
+    ("Neural art (c): held-out style, 64x64, step 128", "experiments/neural_art/eval_c", "LSTM below every baseline"),
+    ("Neural art (b): 128x128, step 128", "experiments/neural_art/eval_b", "LSTM below every baseline"),
 ]
 
 
@@ -43,7 +49,8 @@ def table_lines() -> list[str]:
         summary = {s["optimizer"]: s for s in results["summary"]}
         mean_over_steps = {name: float(np.mean(c, dtype=np.float64)) for name, c in read_curves(directory).items()}
         learned = summary.pop("lstm")
-        best = min(summary.values(), key=lambda s: s["final_loss_mean"])
+        # A baseline whose tuned rate diverged on some evaluation runs has a non-finite mean: not "best".
+        best = min((s for s in summary.values() if math.isfinite(s["final_loss_mean"])), key=lambda s: s["final_loss_mean"])
         adam = summary["adam"]
 
         def cell(s):

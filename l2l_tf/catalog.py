@@ -23,6 +23,8 @@ PURPOSES = {
     "mnist_lstm": "the paper's MNIST rule: small sigmoid MLPs, 100-200 steps; behind tuned Adam on ReLU MLPs",
     "mnist_lstm_momentum": "the best shipped rule for small sigmoid MLPs, 100-200 steps (momentum features,"
                            " beyond the paper); behind tuned Adam on ReLU MLPs",
+    "neural_art_lstm": "style transfer (the paper's neural-art experiment): the image is the optimizee, 128 steps;"
+                       " use it with l2l-stylize",
 }
 
 

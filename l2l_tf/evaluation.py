@@ -283,11 +283,17 @@ CURVES_FILE = "curves.npz"
 
 
 def write_curves(results: Sequence[OptimizerResult], path: str, extra: dict | None = None) -> None:
-    """Writes summaries (and ``extra``) as JSON to ``path``, and the per-step curves, one
-    ``[runs, num_steps + 1]`` array per optimizer, compressed to ``curves.npz`` beside it."""
+    """Writes summaries, per-run metrics (and ``extra``) as JSON to ``path``, and the
+    per-step curves, one ``[runs, num_steps + 1]`` array per optimizer, compressed to
+    ``curves.npz`` beside it."""
     curves_path = os.path.join(os.path.dirname(os.path.abspath(path)), CURVES_FILE)
     np.savez_compressed(curves_path, **{r.name: r.curves for r in results})
-    payload = {"summary": [r.summary() for r in results], "curves_file": CURVES_FILE, **(extra or {})}
+    payload = {
+        "summary": [r.summary() for r in results],
+        "curves_file": CURVES_FILE,
+        "run_metrics": {r.name: r.metrics for r in results},
+        **(extra or {}),
+    }
     with open(path, "w") as f:
         json.dump(payload, f, indent=1)
 
@@ -307,6 +313,24 @@ def read_curves(directory: str) -> dict[str, np.ndarray]:
     if "curves" not in results:
         raise ValueError(f"{json_path} holds no curves and {CURVES_FILE} is missing beside it: re-run train.evaluate")
     return {name: np.asarray(curves) for name, curves in results["curves"].items()}
+
+
+def read_results(path: str) -> tuple[dict[str, Any], dict[str, OptimizerResult]]:
+    """The payload of ``write_curves`` at ``path`` and its optimizers' results (curves,
+    per-run metrics, learning rates), by name. Raises ``ValueError`` for a file that is
+    not such a payload."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+        rates = {row["optimizer"]: row["learning_rate"] for row in payload["summary"]}
+        curves = read_curves(os.path.dirname(os.path.abspath(path)))
+        results = {
+            name: OptimizerResult(name, np.asarray(values, np.float64), payload["run_metrics"][name], rates[name])
+            for name, values in curves.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a results.json written by train.evaluate ({error})") from error
+    return payload, results
 
 
 def plot_curves(results: Sequence[OptimizerResult], path: str, title: str) -> None:

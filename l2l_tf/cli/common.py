@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
+from l2l_tf import catalog, export
 from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
 from l2l_tf.problems.custom import load_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
@@ -33,7 +34,13 @@ def define_problem_flags() -> None:
     flags.DEFINE_string(
         "data_dir", None,
         "With --data_source=idx: folder of the four MNIST IDX files (e.g."
-        " ../shared/data/mnist-10k). With tfds: TFDS's data_dir.",
+        " ../shared/data/mnist-10k). With tfds: TFDS's data_dir. With neural_art problems: the folder"
+        " with content/ and style/ images (default $L2L_NEURAL_ART_DIR or ../shared/data/neural-art).",
+    )
+    flags.DEFINE_string(
+        "vgg_weights", None,
+        "neural_art problems: VGG19 weights, an .npz file (default DATA_DIR/vgg19/vgg19_notop_q8.npz)"
+        " or 'imagenet' (Keras downloads them; needs network access once).",
     )
 
 
@@ -66,7 +73,7 @@ def build_problem() -> Problem:
     try:
         if values.problem_fn:
             return load_problem(values.problem_fn)
-        return make_problem(values.problem, values.data_source, values.data_dir)
+        return make_problem(values.problem, values.data_source, values.data_dir, values.vgg_weights)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
         hint = " (flags: --data_source=idx --data_dir=DIR)" if "source 'idx'" in str(error) else ""
         usage_error(f"--problem={values.problem} --data_source={values.data_source} --data_dir={values.data_dir}: {error}{hint}")
@@ -126,3 +133,9 @@ def command_line() -> str:
     if program.endswith(".py"):  # python -m train.NAME in a checkout
         program = "python -m train." + program[: -len(".py")]
     return " ".join([program, *sys.argv[1:]])
+
+
+def load_learned(path: str):
+    """The rule of an exported rule folder or shipped rule name (read as data, nothing from
+    it executed), else the best rule of a training checkpoint."""
+    return export.load_any(catalog.resolve(path))

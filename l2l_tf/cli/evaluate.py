@@ -10,17 +10,24 @@ loss at the last step (mean, std, median over runs), and writes the summaries, s
 tuning scores (results.json), the per-step curves (curves.npz, one array per optimizer; read
 them with l2l_tf.evaluation.read_curves), the table (results.md) and a log-scale plot
 (curves.png) to --output_dir (default runs/evaluate/PROBLEM-TIME under the working folder).
+
+Without --optimizer only the baselines run; --baseline_results=RESULTS.json then reuses
+them (tuned learning rates, curves, metrics) for a learned rule evaluated later with the
+same problem, steps, seeds and learning-rate grid (checked), so that expensive baselines
+run once; --rule_results likewise reuses a rule-only run (--baselines= empty), so that the
+rule and the baselines can run in parallel and be compared afterwards.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 
 from absl import flags
 
-from l2l_tf import baselines, catalog, export, seeds
+from l2l_tf import baselines, export, seeds
 from l2l_tf.cli import common
 from l2l_tf.evaluation import (
     BaselineRunner,
@@ -32,6 +39,7 @@ from l2l_tf.evaluation import (
     format_table,
     paired_comparison,
     plot_curves,
+    read_results,
     tune,
     write_curves,
 )
@@ -39,7 +47,9 @@ from l2l_tf.evaluation import (
 common.define_problem_flags()
 flags.adopt_module_key_flags(common)
 flags.DEFINE_string(
-    "optimizer", None, "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers)."
+    "optimizer", None,
+    "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers);"
+    " unset: only the baselines run.",
 )
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
@@ -52,7 +62,16 @@ flags.DEFINE_string(
     "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
 )
 flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
-flags.mark_flag_as_required("optimizer")
+flags.DEFINE_string(
+    "baseline_results", None,
+    "Reuse the baselines (tuned learning rates, curves, metrics) of an earlier evaluate run's results.json"
+    " made with the same problem, --num_steps, seeds and --learning_rates, instead of re-running them.",
+)
+flags.DEFINE_string(
+    "rule_results", None,
+    "Likewise for the learned rule: reuse its runs (named --name) from an earlier evaluate run of it"
+    " (e.g. with --baselines= empty) with the same settings.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -61,9 +80,39 @@ def default_output_dir(problem_name: str) -> str:
     return os.path.join("runs", "evaluate", f"{problem_name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def run(argv: list[str]) -> None:
-    if len(argv) > 1:
-        common.usage_error(f"unexpected arguments {argv[1:]}")
+def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tuple[dict, list]:
+    """Tuning records and results of optimizers ``names`` from an earlier run with the same settings."""
+    try:
+        payload, results = read_results(path)
+    except ValueError as error:
+        common.usage_error(f"--{flag}={path}: {error}")
+    for key in ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid"):
+        if payload.get("settings", {}).get(key) != json.loads(json.dumps(settings[key])):
+            common.usage_error(
+                f"--{flag}={path} was run with another {key} ({payload.get('settings', {}).get(key)});"
+                " rerun it or pass the same flags"
+            )
+    tuning = payload.get("tuning", {})
+    missing = [name for name in names if name not in results or (name in baselines.BASELINES and name not in tuning)]
+    if missing:
+        common.usage_error(f"--{flag}={path} has no results for {missing}")
+    print(f"{names} (their runs{' and tuning' if tuning else ''}) reused from {path}", flush=True)
+    return {name: tuning[name] for name in names if name in tuning}, [results[name] for name in names]
+
+
+def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float]) -> tuple[dict, list]:
+    """Tunes each of ``--baselines`` on ``tuning`` runs and evaluates it on ``eval_seeds``."""
+    tuning_record, results = {}, []
+    for name in FLAGS.baselines:
+        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
+        tuned = tune(runner, tuning, learning_rates)
+        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
+        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
+        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
+    return tuning_record, results
+
+
+def parse_learning_rates() -> list[float]:
     unknown = sorted(set(FLAGS.baselines) - set(baselines.BASELINES))
     if unknown:
         common.usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
@@ -73,34 +122,28 @@ def run(argv: list[str]) -> None:
         common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
     if any(not (lr > 0 and math.isfinite(lr)) for lr in learning_rates):
         common.usage_error(f"--learning_rates must all be finite numbers > 0, got {FLAGS.learning_rates}")
+    if not FLAGS.optimizer and not FLAGS.baselines:
+        common.usage_error("nothing to evaluate: pass --optimizer and/or --baselines")
+    return learning_rates
+
+
+def run(argv: list[str]) -> None:
+    if len(argv) > 1:
+        common.usage_error(f"unexpected arguments {argv[1:]}")
+    learning_rates = parse_learning_rates()
     output_dir = FLAGS.output_dir or default_output_dir("custom" if FLAGS.problem_fn else FLAGS.problem)
     common.require_writable_dir(output_dir, "output_dir")
-    try:
-        rule = export.load_any(catalog.resolve(FLAGS.optimizer))
-    except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
-        common.usage_error(str(error))
+    rule = None
+    if FLAGS.optimizer:
+        try:
+            rule = common.load_learned(FLAGS.optimizer)
+        except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
+            common.usage_error(str(error))
     problem = common.build_problem()
     eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
     tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
     check_disjoint(tuning, eval_seeds)
     start = time.time()
-    results, tuning_record = [], {}
-    results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
-    for name in FLAGS.baselines:
-        runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
-        tuned = tune(runner, tuning, learning_rates)
-        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
-        print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
-        results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
-    table = format_table(results, FLAGS.num_steps)
-    comparison = paired_comparison(results[0], results[1:])
-    if comparison:
-        table += "\n\n" + format_comparison(results[0].name, comparison)
-    header = (
-        f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
-        f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
-    )
-    print(header + "\n" + table, flush=True)
     settings = {
         "problem": problem.describe(),
         "optimizer": FLAGS.optimizer,
@@ -109,8 +152,27 @@ def run(argv: list[str]) -> None:
         "tuning_seeds": [tuning[0], tuning[-1]],
         "learning_rate_grid": learning_rates,
         "command": common.command_line(),
-        "wall_seconds": time.time() - start,
     }
+    results = []
+    if rule is not None and FLAGS.rule_results:
+        results += reused_results(FLAGS.rule_results, settings, [FLAGS.name], "rule_results")[1]
+    elif rule is not None:
+        results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
+    if FLAGS.baseline_results:
+        tuning_record, baseline_results = reused_results(FLAGS.baseline_results, settings, FLAGS.baselines, "baseline_results")
+    else:
+        tuning_record, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates)
+    results += baseline_results
+    table = format_table(results, FLAGS.num_steps)
+    comparison = paired_comparison(results[0], results[1:]) if rule is not None else []
+    if comparison:
+        table += "\n\n" + format_comparison(results[0].name, comparison)
+    header = (
+        f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
+        f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
+    )
+    print(header + "\n" + table, flush=True)
+    settings["wall_seconds"] = time.time() - start
     extras = {"settings": settings, "tuning": tuning_record, "comparison": comparison}
     write_outputs(output_dir, results, extras, f"{header}\n\n```\n{table}\n```\n", f"{problem.name}, {FLAGS.num_seeds} runs")
 
@@ -123,6 +185,7 @@ def write_outputs(output_dir: str, results: list, extras: dict, markdown: str, t
         f.write(markdown)
     plot_curves(results, os.path.join(output_dir, "curves.png"), title)
     print(f"wrote {output_dir}/results.json, curves.npz, results.md, curves.png")
+
 
 def main() -> None:
     """The ``l2l-evaluate`` console script (``python -m train.evaluate`` in a checkout)."""

@@ -19,6 +19,9 @@ from l2l_tf.json_files import JsonFileError, read_json
 flags.DEFINE_string("optimizer", None, "Exported rule folder to write report.md into.")
 common.define_deprecated_alias("optimizer_dir", "optimizer")
 flags.DEFINE_multi_string("evaluation", [], "TITLE=DIR (repeatable); DIR written by train.evaluate --output_dir.")
+flags.DEFINE_multi_string(
+    "image", [], "TITLE=PNG (repeatable): a picture (e.g. a train.neural_art_grid grid) copied into the folder and shown.")
+flags.DEFINE_string("notes", None, "A markdown file appended after the header (summary, caveats).")
 flags.mark_flag_as_required("optimizer")
 FLAGS = flags.FLAGS
 
@@ -58,6 +61,12 @@ def run(argv: list[str]) -> None:
         ("```python\nfrom l2l_tf import LearnedOptimizer\n"
         f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer}\")\n```\n"),
     ]
+    if FLAGS.notes:
+        try:
+            with open(FLAGS.notes) as f:
+                lines.append(f.read().strip() + "\n")
+        except OSError as error:
+            common.usage_error(f"--notes={FLAGS.notes}: {error.strerror}")
     for i, item in enumerate(FLAGS.evaluation):
         if "=" not in item:
             common.usage_error(f"--evaluation values must be TITLE=DIR, got {item!r}")
@@ -65,6 +74,13 @@ def run(argv: list[str]) -> None:
         image = f"eval_{i}.png"
         shutil.copyfile(os.path.join(directory, "curves.png"), os.path.join(FLAGS.optimizer, image))
         lines.append(section(title.strip(), directory, image))
+    for i, item in enumerate(FLAGS.image):
+        if "=" not in item or not os.path.isfile(item.rsplit("=", 1)[1]):
+            common.usage_error(f"--image values must be TITLE=PNG of an existing file, got {item!r}")
+        title, path = item.rsplit("=", 1)
+        image = f"image_{i}.png"
+        shutil.copyfile(path, os.path.join(FLAGS.optimizer, image))
+        lines.append(f"## {title.strip()}\n\n![{title.strip()}]({image})\n")
     with open(os.path.join(FLAGS.optimizer, "report.md"), "w") as f:
         f.write("\n".join(lines))
     print(f"wrote {FLAGS.optimizer}/report.md")

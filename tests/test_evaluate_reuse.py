@@ -1,0 +1,44 @@
+"""train.evaluate: baselines run alone, then reused for a learned rule on the same runs."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+from test_neural_art_binaries import run_binary
+
+FLAGS = ["--problem=quadratic", "--num_steps=10", "--num_seeds=3", "--tuning_seeds=2", "--learning_rates=0.01,0.1",
+         "--baselines=sgd,adam", "--nojit_compile"]
+
+
+def test_baselines_alone_then_reused_for_a_rule(tmp_path):
+    base = str(tmp_path / "base")
+    result = run_binary("evaluate", *FLAGS, f"--output_dir={base}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tuned adam" in result.stdout and "vs adam" not in result.stdout
+    full = str(tmp_path / "full")
+    result = run_binary("evaluate", *FLAGS, "--optimizer=saved_optimizers/quadratic_lstm",
+                        f"--baseline_results={base}/results.json", f"--output_dir={full}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reused from" in result.stdout and "tuned adam" not in result.stdout and "vs adam" in result.stdout
+    first = json.loads(pathlib.Path(base, "results.json").read_text())
+    second = json.loads(pathlib.Path(full, "results.json").read_text())
+    np.testing.assert_array_equal(first["curves"]["adam"], second["curves"]["adam"])
+    assert second["tuning"] == first["tuning"] and set(second["curves"]) == {"lstm", "sgd", "adam"}
+    rule_only = str(tmp_path / "rule")
+    result = run_binary("evaluate", *FLAGS[:-2], "--baselines=", "--nojit_compile",
+                        "--optimizer=saved_optimizers/quadratic_lstm", f"--output_dir={rule_only}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    combined = str(tmp_path / "combined")
+    result = run_binary("evaluate", *FLAGS, "--optimizer=saved_optimizers/quadratic_lstm",
+                        f"--rule_results={rule_only}/results.json", f"--baseline_results={base}/results.json",
+                        f"--output_dir={combined}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    third = json.loads(pathlib.Path(combined, "results.json").read_text())
+    for name in ("lstm", "adam", "sgd"):
+        np.testing.assert_array_equal(third["curves"][name], second["curves"][name])
+    assert third["comparison"] == second["comparison"]
+    mismatched = run_binary("evaluate", *FLAGS[:1], "--num_steps=12", *FLAGS[2:],
+                            "--optimizer=saved_optimizers/quadratic_lstm", f"--baseline_results={base}/results.json")
+    assert mismatched.returncode == 2 and "was run with another num_steps" in mismatched.stderr
