@@ -74,7 +74,7 @@ def no_xla_sentence() -> str:
     """The wide MLP's step without XLA: one rule call against blocks of 16,384 coordinates."""
     row = next(r for r in _read("results_keras.json")["keras"] if "seconds_per_step_learned_no_xla" in r)
     return (f"{row['seconds_per_step_learned_no_xla'] * 1e3:.0f} ms per step without XLA,"
-            f" {row['seconds_per_step_learned_no_xla_chunked'] * 1e3:.0f} ms with `chunk_size=16384`")
+            f" {row['seconds_per_step_learned_no_xla_chunked'] * 1e3:.0f} ms with `coordinate_block_size=16384`")
 
 
 def learning_rate_table() -> list[str]:

@@ -78,7 +78,7 @@ def progbar(num_runs: int, first_run: int = 0) -> Callable[[RunReport], None]:
     return on_run_end
 
 
-def per_step_meta_loss(results: list[dict[str, Any]], unroll_length: int) -> float:
+def per_step_meta_loss(results: list[Any], unroll_length: int) -> float:
     """The unrolls' mean meta-loss per optimizee step: the scale of the validation score
     (which averages ``w_t g(loss_t)`` over a run's steps)."""
     return float(np.mean([float(r.meta_loss) / unroll_length for r in results]))
@@ -104,12 +104,12 @@ class ProgressLine:
         self.norms: list[float] = []
         self.steps, self.start = 0, time.monotonic()
 
-    def add(self, results: list[dict[str, Any]], unroll_length: int) -> None:
+    def add(self, results: list[Any], unroll_length: int) -> None:
         self.meta_losses += [float(r.meta_loss) / unroll_length for r in results]
         self.norms += [float(r.meta_gradient_norm) for r in results]
         self.steps += len(results) * unroll_length * self.replicas
 
-    def line(self, report: RunReport, results: list[dict[str, Any]], skipped: int, resets: int) -> str:
+    def line(self, report: RunReport, results: list[Any], skipped: int, resets: int) -> str:
         """The progress line, then a new window."""
         rate = self.steps / max(time.monotonic() - self.start, 1e-9)
         runs = ""

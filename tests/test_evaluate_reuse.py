@@ -8,6 +8,8 @@ import pathlib
 import numpy as np
 from test_neural_art_binaries import run_binary
 
+from l2l_tf.evaluation import read_curves
+
 FLAGS = ["--problem=quadratic", "--num_steps=10", "--num_seeds=3", "--tuning_seeds=2", "--learning_rates=0.01,0.1",
          "--baselines=sgd,adam", "--nojit_compile"]
 
@@ -24,8 +26,9 @@ def test_baselines_alone_then_reused_for_a_rule(tmp_path):
     assert "reused from" in result.stdout and "tuned adam" not in result.stdout and "vs adam" in result.stdout
     first = json.loads(pathlib.Path(base, "results.json").read_text())
     second = json.loads(pathlib.Path(full, "results.json").read_text())
-    np.testing.assert_array_equal(first["curves"]["adam"], second["curves"]["adam"])
-    assert second["tuning"] == first["tuning"] and set(second["curves"]) == {"lstm", "sgd", "adam"}
+    first_curves, second_curves = read_curves(base), read_curves(full)  # curves.npz beside results.json
+    np.testing.assert_array_equal(first_curves["adam"], second_curves["adam"])
+    assert second["tuning"] == first["tuning"] and set(second_curves) == {"lstm", "sgd", "adam"}
     rule_only = str(tmp_path / "rule")
     result = run_binary("evaluate", *FLAGS[:-2], "--baselines=", "--nojit_compile",
                         "--optimizer=saved_optimizers/quadratic_lstm", f"--output_dir={rule_only}")
@@ -36,8 +39,9 @@ def test_baselines_alone_then_reused_for_a_rule(tmp_path):
                         f"--output_dir={combined}")
     assert result.returncode == 0, result.stderr[-3000:]
     third = json.loads(pathlib.Path(combined, "results.json").read_text())
+    third_curves = read_curves(combined)
     for name in ("lstm", "adam", "sgd"):
-        np.testing.assert_array_equal(third["curves"][name], second["curves"][name])
+        np.testing.assert_array_equal(third_curves[name], second_curves[name])
     assert third["comparison"] == second["comparison"]
     mismatched = run_binary("evaluate", *FLAGS[:1], "--num_steps=12", *FLAGS[2:],
                             "--optimizer=saved_optimizers/quadratic_lstm", f"--baseline_results={base}/results.json")
