@@ -10,11 +10,11 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from conftest import REPO, subprocess_env
 from neural_art_helpers import write_fake_data_dir
 
+from l2l_tf.evaluation import read_curves
 from l2l_tf.problems import images, neural_art
 
 
@@ -66,7 +66,7 @@ def test_evaluate_and_picture_grid_on_the_held_out_style(trained, art_dir, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert "content_loss mean" in result.stdout and "vs adam" in result.stdout
     results = json.loads(pathlib.Path(out, "results.json").read_text())
-    assert np.asarray(results["curves"]["lstm"]).shape == (2, 4)
+    assert read_curves(out)["lstm"].shape == (2, 4) and results["summary"]
     assert results["settings"]["problem"]["style"] == neural_art.HELD_OUT_STYLE
     grid = str(tmp_path / "grid.png")
     result = run_binary("neural_art_grid", *common, f"--evaluation={out}/results.json", "--seeds=0,1",
