@@ -46,7 +46,7 @@ def trained(art_dir, tmp_path_factory):
 
 def test_tiny_meta_training_run_exports_a_rule(trained):
     save, stdout = trained
-    assert "on neural_art (12288 coordinates)" in stdout and "epoch 2/2" in stdout
+    assert "on neural_art (12288 coordinates)" in stdout and "run 2/2" in stdout
     summary = json.loads(stdout.split("summary: ")[1].splitlines()[0])
     assert summary["epochs"] == 2 and summary["skipped_updates"] == 0
     from l2l_tf import export

@@ -167,7 +167,10 @@ class NeuralArt(Problem):
         (image,) = params
         return tf.reshape(self.loss_fn(image, batch), [1])
 
-    def metrics(self, params: Sequence[tf.Tensor], seed: int) -> dict[str, float]:
+    def metrics(
+        self, params: Sequence[tf.Tensor], seed: int, state: tf.Tensor | None = None
+    ) -> dict[str, float]:
+        del state  # an image has no optimizee state
         (image,) = params
         targets = self.loss_fn.targets(self.content_image(seed), self.style)
         content, style = self.loss_fn.parts(image, targets)
