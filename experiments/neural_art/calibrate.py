@@ -23,7 +23,7 @@ parser.add_argument("--content_layer", default="block3_conv1")
 parser.add_argument("--content_weight", type=float, default=1.0)
 parser.add_argument("--style_weight", type=float, default=1.0)
 parser.add_argument("--sizes", default="64,128")
-parser.add_argument("--out", default="/tmp/neural_art_calibration")
+parser.add_argument("--out", default="runs/neural_art_calibration")
 args = parser.parse_args()
 config = StyleLossConfig(content_layer=args.content_layer, content_weight=args.content_weight, style_weight=args.style_weight)
 for size in [int(v) for v in args.sizes.split(",")]:

@@ -170,7 +170,7 @@ class NeuralArt(Problem):
     def metrics(
         self, params: Sequence[tf.Tensor], seed: int, state: tf.Tensor | None = None
     ) -> dict[str, float]:
-        del state  # stateless optimizee (Problem.metrics' signature)
+        del state  # an image has no optimizee state
         (image,) = params
         targets = self.loss_fn.targets(self.content_image(seed), self.style)
         content, style = self.loss_fn.parts(image, targets)
