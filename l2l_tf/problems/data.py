@@ -122,6 +122,13 @@ def network_available(address: tuple[str, int] = NETWORK_PROBE, timeout: float =
     return True
 
 
+def _offline_fix(name: str) -> str:
+    """What to do without network access: IDX files for MNIST, a prepared TFDS folder otherwise."""
+    if name == "mnist":
+        return f"read local IDX files instead: {IDX_HINT}"
+    return f"prepare {name!r} once where TFDS can download it and pass that TFDS folder as the data_dir"
+
+
 def _tfds_dataset(name: str, split: str, data_dir: str | None) -> Any:
     """``tfds.load`` of data already prepared in ``data_dir``; only if it is not there,
     a download, and offline a ``DataUnavailableError`` naming source ``idx`` at once
@@ -134,8 +141,7 @@ def _tfds_dataset(name: str, split: str, data_dir: str | None) -> Any:
         if not network_available():
             raise DataUnavailableError(
                 f"TFDS dataset {name!r} is not prepared in {data_dir or 'the TFDS data folder'} and there is no"
-                f" network ({NETWORK_PROBE[0]} unreachable) to download it. Offline, use local IDX files instead:"
-                f" {IDX_HINT}"
+                f" network ({NETWORK_PROBE[0]} unreachable) to download it. Offline, {_offline_fix(name)}"
             ) from error
     return tfds.load(name, split=split, as_supervised=True, data_dir=data_dir)
 
@@ -150,11 +156,7 @@ def load_tfds_split(name: str, split: str, data_dir: str | None = None) -> Split
     except DataUnavailableError:
         raise
     except Exception as error:  # TFDS raises many types for download/prepare failures
-        fix = (
-            f"read local IDX files instead: {IDX_HINT}"
-            if name == "mnist"
-            else f"prepare {name!r} once where TFDS can download it and pass that TFDS folder as the data_dir"
-        )
+        fix = _offline_fix(name)
         raise DataUnavailableError(
             f"could not load TFDS dataset {name!r} split {split!r} ({type(error).__name__}:"
             f" {str(error)[:200]}). Without network access, {fix}"
