@@ -42,13 +42,13 @@ def test_config_is_small_and_holds_no_weights():
 
 
 def test_keras_file_round_trips_bit_for_bit_and_continues_identically(tmp_path):
-    model = trained_model(LearnedOptimizer.load("mnist_lstm_momentum", learning_rate=0.7, chunk_size=50))
+    model = trained_model(LearnedOptimizer.load("mnist_lstm_momentum", learning_rate=0.7, coordinate_block_size=50))
     path = str(tmp_path / "m.keras")
     model.save(path)
     with zipfile.ZipFile(path) as archive:
         assert archive.getinfo("config.json").file_size < 4000
     restored = keras.models.load_model(path)
-    assert restored.optimizer.chunk_size == 50 and float(restored.optimizer.learning_rate) == pytest.approx(0.7)
+    assert restored.optimizer.coordinate_block_size == 50 and float(restored.optimizer.learning_rate) == pytest.approx(0.7)
     for a, b in zip(rule_weights(model.optimizer), rule_weights(restored.optimizer)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
