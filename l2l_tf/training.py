@@ -225,6 +225,13 @@ def rule_fingerprint(rule: CoordinatewiseLSTM) -> str:
     return digest.hexdigest()
 
 
+def _with_replicas(run_config: RunConfig | dict[str, Any] | None, replicas: int) -> RunConfig:
+    """``run_config`` as a ``RunConfig`` that records the number of replicas."""
+    if not isinstance(run_config, RunConfig):
+        run_config = RunConfig.from_dict(run_config or {})
+    return dataclasses.replace(run_config, computation=dataclasses.replace(run_config.computation, num_replicas=replicas))
+
+
 def meta_train(
     rule: CoordinatewiseLSTM,
     problem: Problem,
@@ -255,11 +262,7 @@ def meta_train(
     """
     chief = distributed.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if not isinstance(run_config, RunConfig):
-        run_config = RunConfig.from_dict(run_config or {})
-    run_config = dataclasses.replace(
-        run_config, computation=dataclasses.replace(run_config.computation, num_replicas=replicas)
-    )
+    run_config = _with_replicas(run_config, replicas)
     if chief:
         check_run_config(save_path, run_config)
     trainer = _make_trainer(rule, problem, meta_config, strategy)

@@ -26,7 +26,7 @@ from absl import flags
 
 from l2l_tf import distributed, export, preprocess, sharding
 from l2l_tf.cli import common
-from l2l_tf.meta import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
+from l2l_tf.meta_config import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.run_config import RunConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
