@@ -42,7 +42,9 @@ flags.DEFINE_enum(
 flags.DEFINE_string("output", "benchmarks/distributed_meta.json", "JSON output.")
 FLAGS = flags.FLAGS
 
-RATE = re.compile(r"epoch (\d+)/\d+ .* ([\d.]+) optimizee steps/s .* all-reduce ([\d.]+)% of the step")
+RATE = re.compile(
+    r"(?:run|epoch(?: \(\d+ runs each\))?) (\d+)/\d+ .* ([\d.]+) optimizee steps/s .* all-reduce ([\d.]+)% of the step"
+)
 
 
 def watch_cpu_seconds(cluster: LocalCluster) -> list[float]:
