@@ -34,6 +34,8 @@ import time
 
 from absl import app, flags
 
+from benchmarks.common import write_json
+
 flags.DEFINE_list("coordinates", ["100000", "1000000"], "Sizes N of the frozen step.")
 flags.DEFINE_list("chunks", ["0", "32768", "16384", "4096"], "Coordinates per call (0: one call).")
 flags.DEFINE_integer("repeats", 7, "Timed calls per variant.")
@@ -117,8 +119,7 @@ def main(argv: list[str]) -> None:
             print(f"  N={row['coordinates']:<8} chunk={row['chunk']:<6} {row['ms_per_step']:8.1f} ms"
                   f"  {row['coordinate_updates_per_s'] / 1e6:5.2f} M/s  {row['fraction_of_matmul_rate']:6.1%}"
                   f"  x{row['speedup_vs_one_call']:.2f} vs one call", flush=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(FLAGS.output, results)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import time
@@ -93,3 +94,9 @@ def first_unroll(trainer) -> Callable[[], Any]:
     weights = tf.ones([trainer.config.unroll_length])
     optimizee_state = problem.initial_state(seed)
     return lambda: trainer.train_unroll(params, state, batches, weights, optimizee_state)
+
+
+def write_json(path: str, results: Any) -> None:
+    """Writes a benchmark's ``results`` to ``path`` (indented JSON)."""
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)

@@ -13,7 +13,6 @@ no meta-gradient). Medians of alternating repeats; writes JSON (``--output``).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -22,7 +21,7 @@ import time
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.common import block, first_unroll
+from benchmarks.common import block, first_unroll, write_json
 from l2l_tf import seeds
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.meta import MetaConfig, MetaTrainer
@@ -121,8 +120,7 @@ def main(argv: list[str]) -> None:
     print(f"rule share of a meta-training step: {results['rule_share_of_step']:.0%}"
           f" (with momentum features {results['rule_share_of_step_momentum']:.0%});"
           f" one 100-step validation run {validation_s:.1f}s", flush=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(FLAGS.output, results)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from benchmarks.common import (
     mnist_problem,
     peak_rss_mib,
     rule_matmul_flops,
+    write_json,
 )
 
 flags.DEFINE_boolean("quick", False, "Fewer repeats and sizes (a smoke run, about two minutes).")
@@ -364,8 +365,7 @@ def main(argv: list[str]) -> None:
         results["state_precision"] = bench_state_precision(FLAGS.quick)
 
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(FLAGS.output, results)
     print(json.dumps(results, indent=1))
 
 

@@ -49,7 +49,7 @@ def trajectory(
     *final loss* ``losses[-1]`` is the loss after the last update on batch ``num_steps``.
 
     (Meta-training's unroll, which must differentiate through the rule, is its own loop in
-    ``meta.unroll``; there the last term is evaluated on the last step's batch, so that
+    ``meta.unroll_with_state``; there the last term is evaluated on the last step's batch, so that
     every update receives meta-gradient.)
     """
     if optimizee_state is None:

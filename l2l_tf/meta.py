@@ -152,26 +152,6 @@ def unroll_with_state(
     return meta_loss, tf.concat(step_losses, axis=0), params, state, optimizee_state
 
 
-def unroll(
-    rule: CellRule,
-    problem: Problem,
-    params: tf.Tensor,
-    state: tf.Tensor,
-    batches: Batch,
-    unroll_length: int,
-    second_derivatives: bool = False,
-    step_weights: tf.Tensor | None = None,
-    objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
-    recompute_segment: int = 0,
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """``unroll_with_state`` from the problem's initial optimizee state, without that state
-    in the result: ``(meta_loss, step_losses, params, state)``."""
-    return unroll_with_state(
-        rule, problem, params, state, batches, unroll_length, second_derivatives, step_weights,
-        objective, recompute_segment,
-    )[:4]
-
-
 def all_finite(tensors: list[tf.Tensor]) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 

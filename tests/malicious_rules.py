@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Any
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -68,11 +69,16 @@ class _RestoreHook(tf.__internal__.tracking.Trackable):
         return _write_marker(self.marker, "restore")
 
 
-def restore_function(path: str, marker: str) -> None:
+def _save_with(path: str, attribute: str, trackable: Any) -> None:
+    """A genuine rule export with ``trackable`` attached to the module as ``attribute``."""
     rule = CoordinatewiseLSTM(seed=1)
     module = _rule_module(rule)
-    module.hook = _RestoreHook(marker)
+    setattr(module, attribute, trackable)
     _save_module(module, path, rule)
+
+
+def restore_function(path: str, marker: str) -> None:
+    _save_with(path, "hook", _RestoreHook(marker))
 
 
 class _InitResource(tf.saved_model.experimental.TrackableResource):
@@ -90,10 +96,7 @@ class _InitResource(tf.saved_model.experimental.TrackableResource):
 
 
 def resource_initializer(path: str, marker: str) -> None:
-    rule = CoordinatewiseLSTM(seed=1)
-    module = _rule_module(rule)
-    module.resource = _InitResource(marker)
-    _save_module(module, path, rule)
+    _save_with(path, "resource", _InitResource(marker))
 
 
 def tf1_main_op(path: str, marker: str) -> None:

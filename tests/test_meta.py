@@ -7,11 +7,16 @@ import tensorflow as tf
 
 from l2l_tf import seeds
 from l2l_tf.evaluation import RuleRunner
-from l2l_tf.meta import MetaConfig, MetaTrainer, unroll
+from l2l_tf.meta import MetaConfig, MetaTrainer, unroll_with_state
 from l2l_tf.problems.quadratic import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.sharding import CoordinateShards, shard_sizes
 from l2l_tf.training import TrainingOptions, meta_train, validation_score
+
+
+def unroll(*args, **kwargs):
+    """``unroll_with_state`` without the optimizee state in the result (these problems have none)."""
+    return unroll_with_state(*args, **kwargs)[:4]
 
 
 def _first_unroll_inputs(problem, length):
