@@ -19,7 +19,7 @@ def diverged_runs(curves: np.ndarray, tail_fraction: float = 0.1) -> np.ndarray:
     if not 0.0 < tail_fraction <= 1.0:
         raise ValueError(f"tail_fraction must be in (0, 1], got {tail_fraction}")
     num_steps = curves.shape[1] - 1
-    tail = curves[:, -max(1, int(round(num_steps * tail_fraction))):]
+    tail = curves[:, -max(1, round(num_steps * tail_fraction)):]
     non_finite = ~np.isfinite(curves).all(axis=1)
     with np.errstate(invalid="ignore"):
         worse_than_start = tail.mean(axis=1) > curves[:, 0]

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.getcwd())
-from l2l_tf.evaluation import read_curves  # noqa: E402
-from l2l_tf.stability import diverged_runs  # noqa: E402
+from l2l_tf.evaluation import read_curves
+from l2l_tf.stability import diverged_runs
 
 
 def main(paths: list[str]) -> None:
