@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, rule_step_cells
 from l2l_tf.meta_config import MetaConfig  # re-exported: l2l_tf.meta.MetaConfig
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
@@ -75,6 +76,7 @@ def _run_steps(
     the previous unroll's last term).
     """
     meta_loss, step_losses = tf.constant(0.0), []
+    layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(rule) else None
     for t in steps:
         losses, gradients, optimizee_state = loss_gradient_and_state(
             problem, params, optimizee_state, step_batch(batches, t)
@@ -85,7 +87,7 @@ def _run_steps(
             meta_loss += step_weights[t - 1] * objective(mean_loss)
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
-        update, cells = rule.step_cells(gradients, cells)
+        update, cells = rule_step_cells(rule, gradients, cells, layout, params)
         params = params + update
     return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
 
@@ -208,6 +210,7 @@ class MetaTrainer:
         n = problem.num_coordinates
         # What the unroll steps: the rule itself, or its coordinate blocks as parallel chains.
         self.unroll_rule: CellRule = rule
+        check_blockable(rule, f"--coordinate_blocks={config.coordinate_shards}", config.coordinate_shards > 1)
         if config.coordinate_shards > 1:
             self.unroll_rule = CoordinateShards(rule, n, config.coordinate_shards)
         self.unroll_signature = signature = [

@@ -56,6 +56,7 @@ import keras
 import tensorflow as tf
 
 from l2l_tf import catalog, rule_file, sharding
+from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
 from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -98,6 +99,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule (LearnedOptimizer.load(path)"
                 f" reads one), got {type(rule).__name__}"
             )
+        check_blockable(rule, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
         self.rule = rule
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
@@ -132,9 +134,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             for variable in variables
         ]
 
-    def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``), with the
-        non-finite policy applied."""
+    def _rule_step(
+        self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
+        that need the ``layout`` or ``params`` run in one call), with the non-finite policy applied."""
         if self._rule_weights_pending:
             raise ValueError(
                 "this LearnedOptimizer was made from a config without its rule's weights (they travel in the"
@@ -142,11 +146,16 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 " with LearnedOptimizer.load(NAME_OR_PATH) or LearnedOptimizer(rule, ...)"
             )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
+        if len(sizes) == 1:
+            return self._rule_step_block(gradients, state, layout, params)
         return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
 
-    def _rule_step_block(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _rule_step_block(
+        self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
+        params: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = self.rule.step(tf.where(finite, gradients, 0.0), state)
+        update, new_state = rule_step(self.rule, tf.where(finite, gradients, 0.0), state, layout, params)
         if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != self.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
@@ -180,7 +189,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
         sizes = [int(f.shape[0]) for f in flat]
         state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
-        update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
+        params = None
+        if needs_params(self.rule):
+            params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in trainable_variables], axis=0)
+        layout = TensorLayout(sizes) if needs_layout(self.rule) else None
+        update, new_state = self._rule_step(tf.concat(flat, axis=0), state, layout, params)
         update = update * tf.cast(learning_rate, tf.float32)
         updates = []
         for variable, gradient, part in zip(trainable_variables, flat, tf.split(update, sizes)):
