@@ -17,9 +17,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from l2l_tf import rule_sets
+from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, rule_step_cells
 from l2l_tf.meta_config import MetaConfig  # re-exported: l2l_tf.meta.MetaConfig
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf import rule_sets
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
 
@@ -76,6 +77,7 @@ def _run_steps(
     the previous unroll's last term).
     """
     meta_loss, step_losses = tf.constant(0.0), []
+    layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(rule) else None
     for t in steps:
         losses, gradients, optimizee_state = loss_gradient_and_state(
             problem, params, optimizee_state, step_batch(batches, t)
@@ -86,7 +88,7 @@ def _run_steps(
             meta_loss += step_weights[t - 1] * objective(mean_loss)
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
-        update, cells = rule.step_cells(gradients, cells)
+        update, cells = rule_step_cells(rule, gradients, cells, layout, params)
         params = params + update
     return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
 
@@ -209,7 +211,8 @@ class MetaTrainer:
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         n = problem.num_coordinates
         # What the unroll steps: the rule itself, its coordinate blocks as parallel chains, or
-        # a rule set bound to the problem's parameters.
+        # a rule set bound to the problem's parameters (whose rules are checked in ``bind``).
+        check_blockable(rule, f"--coordinate_blocks={config.coordinate_shards}", config.coordinate_shards > 1)
         self.unroll_rule: CellRule = rule_sets.for_problem(rule, problem, config.coordinate_shards)
         self.unroll_signature = signature = [
             tf.TensorSpec([n], tf.float32),

@@ -59,6 +59,7 @@ import keras
 import tensorflow as tf
 
 from l2l_tf import catalog, rule_file, rule_sets, sharding
+from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
 from l2l_tf.rule_sets import Assignment, RuleSet
 from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
 
@@ -103,7 +104,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule, or an l2l_tf.rule_sets.RuleSet"
                 f" (LearnedOptimizer.load(path) reads one), got {type(rule).__name__}"
             )
+        for member in rule_sets.members(rule):
+            check_blockable(member, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
         self.rule = rule
+        self.state_size = max(int(member.state_size) for member in rule_sets.members(rule))  # the widest rule's
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self._rule_states: list[keras.Variable] = []
         self._rule_names: list[str] = []  # with a RuleSet: each variable's rule (build)
@@ -152,9 +156,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             for variable in variables
         ]
 
-    def _rule_step(self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``rule`` on flat float32 gradients (in blocks of ``coordinate_block_size``), with the
-        non-finite policy applied."""
+    def _rule_step(
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``rule`` on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
+        that need the ``layout`` or ``params`` run in one call), with the non-finite policy applied."""
         if self._rule_weights_pending:
             raise ValueError(
                 "this LearnedOptimizer was made from a config without its rule's weights (they travel in the"
@@ -162,11 +168,16 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 " with LearnedOptimizer.load(NAME_OR_PATH) or LearnedOptimizer(rule, ...)"
             )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
+        if len(sizes) == 1:
+            return self._rule_step_block(rule, gradients, state, layout, params)
         return sharding.step_in_blocks(functools.partial(self._rule_step_block, rule), gradients, state, sizes)
 
-    def _rule_step_block(self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _rule_step_block(
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
+        params: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = rule.step(tf.where(finite, gradients, 0.0), state)
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params)
         if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
@@ -204,18 +215,30 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             rule = self.rule_of(variable)
             groups.setdefault(id(rule), (rule, []))[1].append(i)
         for rule, members in groups.values():
-            states = [self._rule_states[self._get_variable_index(trainable_variables[i])] for i in members]
-            sizes = [int(flat[i].shape[0]) for i in members]
-            state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
-            update, new_state = self._rule_step(rule, tf.concat([flat[i] for i in members], axis=0), state)
-            update = update * tf.cast(learning_rate, tf.float32)
-            for i, part, state_part in zip(members, tf.split(update, sizes), tf.split(new_state, sizes)):
-                variable = trainable_variables[i]
-                part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
-                decay = self._masked_weight_decay(variable, flat[i], learning_rate)
-                updates[i] = part if decay is None else part - decay
-                new_states[i] = tf.cast(state_part, self.state_dtype)
+            variables = [trainable_variables[i] for i in members]
+            group_updates, group_states = self._group_step(rule, variables, [flat[i] for i in members], learning_rate)
+            for i, update, state in zip(members, group_updates, group_states):
+                updates[i], new_states[i] = update, state
         return updates, new_states
+
+    def _group_step(self, rule: Rule, variables: list, flat: list, learning_rate: Any) -> tuple[list, list]:
+        """One call of ``rule`` on ``variables``' concatenated flat gradients: their updates
+        and new rule states."""
+        states = [self._rule_states[self._get_variable_index(v)] for v in variables]
+        sizes = [int(f.shape[0]) for f in flat]
+        state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
+        params = None
+        if needs_params(rule):
+            params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], axis=0)
+        layout = TensorLayout(sizes) if needs_layout(rule) else None
+        update, new_state = self._rule_step(rule, tf.concat(flat, axis=0), state, layout, params)
+        update = update * tf.cast(learning_rate, tf.float32)
+        updates = []
+        for variable, gradient, part in zip(variables, flat, tf.split(update, sizes)):
+            part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
+            decay = self._masked_weight_decay(variable, gradient, learning_rate)
+            updates.append(part if decay is None else part - decay)
+        return updates, [tf.cast(part, self.state_dtype) for part in tf.split(new_state, sizes)]
 
     def _masked_weight_decay(self, variable: Any, flat_gradient: tf.Tensor, learning_rate: Any) -> tf.Tensor | None:
         """Keras' decoupled weight decay ``variable * weight_decay * lr``, zero where the

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step, rule_step_cells
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM, Rule, RuleConfig, RuleWeightsError
 from l2l_tf.rules import warm_start as warm_start_rule
 from l2l_tf.sharding import CoordinateShards
@@ -210,6 +211,11 @@ def warm_start(target: CoordinatewiseLSTM | RuleSet, source: CoordinatewiseLSTM 
         warm_start_rule(rule, source.rules[name] if isinstance(source, RuleSet) else source)
 
 
+def members(rule: Rule | RuleSet) -> list[Rule]:
+    """The rules of a set, or ``[rule]``."""
+    return list(rule.rules.values()) if isinstance(rule, RuleSet) else [rule]
+
+
 def as_cell_rule(rule: Rule | RuleSet, paths: Sequence[str], shapes: Sequence[Sequence[int]],
                  num_shards: int = 1) -> CellRule:
     """What steps the coordinates of these variables: a ``Rule`` itself (as parallel blocks
@@ -233,11 +239,18 @@ class BoundRuleSet(tf.Module):
     The state is ``[N, state_size]`` with the rows **grouped by rule** (the first rule's
     coordinates, then the next rule's ...; opaque to callers, who only pass it back), and
     ``state_size`` the widest rule's (a narrower rule uses the first columns of its rows).
+    A rule that needs the layout (``layout.needs_layout``) gets that of its own tensors; the
+    set needs ``params=`` if one of its rules does.
     """
+
+    needs_layout = False  # it knows its parameters' layout and gives each rule its part
 
     def __init__(self, rule_set: RuleSet, assigned: Sequence[str], sizes: Sequence[int], num_shards: int = 1):
         super().__init__(name="bound_rule_set")
+        for rule in rule_set.rules.values():
+            check_blockable(rule, f"coordinate blocks ({num_shards})", num_shards > 1)
         self.rule_set, self.sizes = rule_set, [int(s) for s in sizes]
+        self.needs_params = any(needs_params(rule) for rule in rule_set.rules.values())
         groups = {name: [i for i, a in enumerate(assigned) if a == name] for name in rule_set.names}
         self.groups = {name: members for name, members in groups.items() if members}
         self.group_sizes = [sum(self.sizes[i] for i in members) for members in self.groups.values()]
@@ -249,6 +262,13 @@ class BoundRuleSet(tf.Module):
         self._cell_counts = [
             len(rule.split_state(tf.zeros([n, rule.state_size]))) for rule, n in zip(self.steppers, self.group_sizes)
         ]
+        self.layouts = [
+            TensorLayout([self.sizes[i] for i in members]) if needs_layout(rule) else None
+            for rule, members in zip(self.steppers, self.groups.values())
+        ]
+
+    def _params(self, params: tf.Tensor | None) -> list[tf.Tensor | None]:
+        return [None] * len(self.steppers) if params is None else self.group(params)
 
     @property
     def num_coordinates(self) -> int:
@@ -279,9 +299,10 @@ class BoundRuleSet(tf.Module):
         padded = [tf.pad(b, [[0, 0], [0, self.state_size - rule.state_size]]) for b, rule in zip(blocks, self.steppers)]
         return tf.concat(padded, 0)
 
-    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(self, gradients: tf.Tensor, state: tf.Tensor, params: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """One step of every rule on its coordinates: ``([N] update, [N, state_size] state)``."""
-        results = [rule.step(g, s) for rule, g, s in zip(self.steppers, self.group(gradients), self._state_blocks(state))]
+        inputs = zip(self.steppers, self.group(gradients), self._state_blocks(state), self.layouts, self._params(params))
+        results = [rule_step(rule, g, s, layout, p) for rule, g, s, layout, p in inputs]
         return self.ungroup([u for u, _ in results]), self._join_blocks([s for _, s in results])
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
@@ -298,11 +319,14 @@ class BoundRuleSet(tf.Module):
         per_rule = self._cells_per_rule(cells)
         return self._join_blocks([rule.join_state(c) for rule, c in zip(self.steppers, per_rule)])
 
-    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def step_cells(
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], params: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``step`` on the cells of ``split_state``."""
         updates, new_cells = [], []
-        for rule, g, c in zip(self.steppers, self.group(gradients), self._cells_per_rule(cells)):
-            update, c = rule.step_cells(g, c)
+        inputs = zip(self.steppers, self.group(gradients), self._cells_per_rule(cells), self.layouts, self._params(params))
+        for rule, g, c, layout, p in inputs:
+            update, c = rule_step_cells(rule, g, c, layout, p)
             updates.append(update)
             new_cells += c
         return self.ungroup(updates), new_cells
