@@ -52,16 +52,22 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, rule_file, rule_sets, sharding
-from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
+from l2l_tf import catalog, optimizer_config, rule_file, rule_sets, sharding
+from l2l_tf.layout import (
+    TensorLayout,
+    check_blockable,
+    has_global_cells,
+    needs_layout,
+    needs_params,
+    rule_step,
+)
 from l2l_tf.rule_sets import Assignment, RuleSet
-from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
+from l2l_tf.rules import Rule
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 RULE_WEIGHT_KEY = "rule_weight_"  # the rule's weights in the weights file, after Keras' variables
@@ -98,7 +104,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
         self.state_dtype = state_dtype
-        self.coordinate_block_size = _block_size(coordinate_block_size, chunk_size)
+        self.coordinate_block_size = optimizer_config.block_size(coordinate_block_size, chunk_size)
         if not isinstance(rule, (Rule, RuleSet)):
             raise TypeError(
                 f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule, or an l2l_tf.rule_sets.RuleSet"
@@ -170,14 +176,17 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         if len(sizes) == 1:
             return self._rule_step_block(rule, gradients, state, layout, params)
-        return sharding.step_in_blocks(functools.partial(self._rule_step_block, rule), gradients, state, sizes)
+        # Global averaging cells average over every coordinate: taken before the blocks.
+        context = rule.global_context([rule.split_state(state)]) if has_global_cells(rule) else None
+        block_step = functools.partial(self._rule_step_block, rule, context=context)
+        return sharding.step_in_blocks(block_step, gradients, state, sizes)
 
     def _rule_step_block(
         self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
-        params: tf.Tensor | None = None,
+        params: tf.Tensor | None = None, context: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params)
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params, context)
         if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
@@ -280,10 +289,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
-        if isinstance(self.rule, RuleSet):
-            config["rule_set"] = self.rule.to_dict()
-        else:
-            config["rule"] = {"config": self.rule.config.to_dict()}
+        config.update(optimizer_config.rule_to_config(self.rule))
         return config
 
     @classmethod
@@ -295,11 +301,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = dict(config)
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
-        if "rule_set" in config:
-            rule: Rule | RuleSet = _rule_set_from_config(config.pop("rule_set"))
-            pending = True
-        else:
-            rule, pending = _rule_from_config(config.pop("rule", None))
+        rule, pending = optimizer_config.rule_from_config(config)
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -318,54 +320,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
             source = "the rule weights in the .keras weights file"
-            values = [store[k] for k in rule_keys]
-            if isinstance(self.rule, RuleSet):
-                try:
-                    rule_sets.set_weights(self.rule, values, source)
-                except ValueError as error:
-                    raise rule_file.RuleLoadError(str(error)) from error
-            else:
-                self.rule = rule_file.LoadedRule(self.rule.config, values, source)
+            self.rule = optimizer_config.with_weights(self.rule, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
-
-
-def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
-    """The checked ``coordinate_block_size``, or the deprecated ``chunk_size`` (with a warning)."""
-    if chunk_size is not None:
-        warnings.warn("LearnedOptimizer(chunk_size=...) is deprecated; use coordinate_block_size=..."
-                      " (same meaning)", DeprecationWarning, stacklevel=3)
-        if coordinate_block_size:
-            raise ValueError("pass coordinate_block_size only (chunk_size is its deprecated name)")
-        coordinate_block_size = chunk_size
-    value = coordinate_block_size
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"coordinate_block_size must be 0 (one call) or a positive int, got {value!r}")
-    return value
-
-
-def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
-    """The rule of a ``.keras`` optimizer config and whether its weights are still to come
-    (``load_own_variables``): the compact config holds only the architecture, an older
-    one also the weights, checked before anything of that size is allocated."""
-    source = "the LearnedOptimizer config (.keras file)"
-    if not isinstance(spec, dict) or "config" not in spec:
-        raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
-    try:
-        config = RuleConfig.from_dict(spec["config"])
-    except ValueError as error:
-        raise rule_file.RuleLoadError(f"{source}: {error}") from error
-    if "weights" not in spec:
-        return CoordinatewiseLSTM(config), True
-    return rule_file.LoadedRule(config, spec["weights"], source), False
-
-
-def _rule_set_from_config(spec: Any) -> RuleSet:
-    """The rule set of a ``.keras`` optimizer config (weights to come: ``load_own_variables``)."""
-    try:
-        return rule_sets.from_description(spec, "the LearnedOptimizer config (.keras file)")
-    except ValueError as error:
-        raise rule_file.RuleLoadError(str(error)) from error
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

@@ -52,6 +52,7 @@ class Computation:
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
     rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
+    gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

@@ -103,6 +103,13 @@ flags.DEFINE_list(
     " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_optimizer a rule"
     " without them, the new inputs start with zero weight.",
 )
+flags.DEFINE_integer(
+    "gac_cells", 0,
+    "The paper's LSTM+GAC: this many units of every LSTM layer are global averaging cells, whose"
+    " recurrent input is their mean over all coordinates (information shared across coordinates, one"
+    " step behind; enough for e.g. gradient-norm clipping). 0: the plain coordinatewise LSTM.",
+    lower_bound=0,
+)
 flags.DEFINE_enum(
     "rule_set", "single", list(rule_sets.RULE_SETS),
     "single: one rule for every parameter. conv_fc (the paper's conv-net optimizer): two rules of the"
