@@ -228,6 +228,7 @@ def run(argv: list[str]) -> None:
         common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
     rule = build_rule(rule_config, strategy)
     rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
+    rules += f" with {rule_config.gac_cells} global averaging cells per layer" if rule_config.gac_cells else ""
     print(
         f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule{rules}"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
