@@ -29,7 +29,7 @@ from l2l_tf.evaluation import (
     evaluate_baseline,
     evaluate_rule,
     trajectory,
-    tune,
+    tune_all,
 )
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import Rule
@@ -122,10 +122,10 @@ def run_baselines(problem: Problem, settings: dict[str, Any], jit_compile: bool 
     """Tunes and evaluates ``settings["baselines"]`` on ``problem``, plus Adam at its default
     learning rate; ``(rows by name, tuning records)``."""
     steps, evaluation = settings["num_steps"], settings["evaluation_seeds"]
-    rows, tuning, runners = {}, {}, {}
-    for name in settings["baselines"]:
-        runners[name] = BaselineRunner(name, problem, steps, jit_compile)
-        tuned = tune(runners[name], settings["tuning_seeds"], settings["learning_rate_grid"])
+    runners = {name: BaselineRunner(name, problem, steps, jit_compile) for name in settings["baselines"]}
+    rows, tuning = {}, {}
+    tuned_all = tune_all(list(runners.values()), settings["tuning_seeds"], settings["learning_rate_grid"])
+    for name, tuned in zip(runners, tuned_all):
         tuning[name] = {"best_learning_rate": tuned.best_learning_rate,
                         "scores": {str(lr): score for lr, score in tuned.scores.items()}}
         rows[name] = Row.from_result(evaluate_baseline(runners[name], evaluation, tuned.best_learning_rate))
