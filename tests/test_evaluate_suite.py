@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import pathlib
+import subprocess
+import sys
 
 import pytest
+from conftest import REPO
 from test_binaries import run_binary
+from test_packaging import quiet_env
 
 SUITE = "--suite=quadratic_30_loss0.3,val_conv_8_d14_2"
 TINY = ["--num_steps=6", "--num_runs=2", "--tuning_seeds=1", "--learning_rates=0.01,0.1", "--baselines=sgd,adam",
@@ -77,3 +80,11 @@ def test_reused_baselines_must_match_the_horizon(baselines_only, tmp_path):
     missing = run_binary("evaluate_suite", "--suite=quadratic_10", *TINY, f"--baseline_results={out}/results.json",
                          f"--output_dir={tmp_path}")
     assert missing.returncode == 2 and "has no baselines for tasks ['quadratic_10']" in missing.stderr
+
+
+def test_helpshort_lists_the_suite_and_data_flags_and_starts_quiet():
+    result = subprocess.run([sys.executable, "-m", "train.evaluate_suite", "--helpshort"], check=False, capture_output=True,
+                            text=True, cwd=REPO, env=quiet_env(), timeout=300)
+    for flag in ("--suite", "--optimizer", "--baseline_results", "--stability_factor", "--data_source", "--data_dir"):
+        assert f"  {flag}:" in result.stdout, flag
+    assert result.stderr == ""
