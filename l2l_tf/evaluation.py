@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import baselines
+from l2l_tf import baselines, rule_sets
+from l2l_tf.layout import TensorLayout, needs_layout, rule_step
 from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule
 
 
@@ -78,14 +80,16 @@ def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_co
 
 
 class RuleRunner:
-    """Runs a ``Rule`` through ``trajectory`` (no meta-gradient)."""
+    """Runs a ``Rule`` (or a ``RuleSet``, bound to the problem's parameters) through
+    ``trajectory`` (no meta-gradient)."""
 
-    def __init__(self, rule: Rule, problem: Problem, num_steps: int, jit_compile: bool = True):
-        self.rule, self.problem, self.num_steps = rule, problem, num_steps
+    def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True):
+        self.rule, self.problem, self.num_steps = rule_sets.for_problem(rule, problem), problem, num_steps
+        self.layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(self.rule) else None
         self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        update, state = self.rule.step(gradients, state)
+        update, state = rule_step(self.rule, gradients, state, self.layout, params)
         return params + update, state
 
     def _run(

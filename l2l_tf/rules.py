@@ -136,13 +136,21 @@ class RuleConfig:
 
 @runtime_checkable
 class Rule(Protocol):
-    """What every coordinatewise update rule offers, and all that evaluation, the Keras
-    optimizer and export rely on: the Python rule (``CoordinatewiseLSTM``), a rule loaded
-    from a file (``rule_file.LoadedRule``) and the sharded rule (``sharding.CoordinateShards``).
+    """What every update rule offers, and all that evaluation, the Keras optimizer and
+    export rely on: the Python rules (``CoordinatewiseLSTM``, ``rules_mlp.MLPRule``), a rule
+    loaded from a file (``rule_file.load``) and the sharded rule (``sharding.CoordinateShards``).
 
     ``step`` maps ``[N]`` gradients and ``[N, state_size]`` state to the additive ``[N]``
     update and the new state; ``get_weights``/``set_weights`` (de)serialise the weights as
     float32 arrays in ``config.weight_shapes()`` order.
+
+    Optional inputs: a rule whose class attribute ``needs_layout`` is true also takes
+    ``layout=`` (a ``layout.TensorLayout``: which coordinates form which tensor, for
+    per-tensor or all-coordinate reductions), one whose ``needs_params`` is true also takes
+    ``params=`` (the ``[N]`` parameter values before the update). Coordinatewise rules
+    define neither (both default to false); callers go through ``layout.rule_step`` /
+    ``layout.rule_step_cells``, which pass exactly what a rule declares. A rule that needs
+    the layout cannot be run on arbitrary blocks of coordinates (``layout.check_blockable``).
     """
 
     config: RuleConfig
@@ -201,6 +209,10 @@ class CoordinatewiseLSTM(tf.Module):
     fused ``[inputs + H, 4H]`` kernel (gate order i, f, g, o). The final layer's ``h``
     goes through a linear map to one output, multiplied by ``config.output_scale``.
     """
+
+    family = "lstm"  # the rule file's ``family`` (rule_families)
+    needs_layout = False  # coordinatewise: no per-tensor reductions (layout.rule_step)
+    needs_params = False
 
     def __init__(self, config: RuleConfig | None = None, seed: int = 0, name: str | None = None):
         super().__init__(name=name or "coordinatewise_lstm")

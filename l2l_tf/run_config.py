@@ -51,6 +51,7 @@ class Computation:
     momentum_decays: tuple[float, ...] = ()
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
+    rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

@@ -5,8 +5,8 @@ disjoint from the evaluation seeds, by ``evaluation.tune``; the tuned baselines,
 its default learning rate (``adam_default``, 0.001) and the rule then run on the same
 evaluation seeds. Every run's final loss and whether it *diverged* are kept.
 
-A run **diverges** (as in ``experiments/conv/NOTES.md``) if any of its losses is not finite
-or its mean loss over the last tenth of its steps exceeds its step-0 loss. The *stability*
+A run **diverges** as ``l2l_tf.stability.diverged_runs`` defines it (a non-finite loss, or
+a mean loss over the last tenth of its steps above its step-0 loss). The *stability*
 check runs the rule alone for ``stability_factor`` times the horizon, in chunks of one
 horizon (so memory does not grow with the length), and counts diverged runs.
 """
@@ -33,18 +33,10 @@ from l2l_tf.evaluation import (
 )
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import Rule
+from l2l_tf.stability import diverged_runs
 
 ADAM_DEFAULT = "adam_default"
 ADAM_DEFAULT_LEARNING_RATE = 0.001  # Keras' (and the Adam paper's) default
-
-
-def diverged(curve: np.ndarray) -> bool:
-    """Whether a run's loss curve ``[steps + 1]`` diverged (see the module docstring)."""
-    curve = np.asarray(curve, np.float64)
-    if not np.all(np.isfinite(curve)):
-        return True
-    tail = curve[-max(1, (len(curve) - 1) // 10):]
-    return bool(np.mean(tail) > curve[0])
 
 
 @dataclasses.dataclass
@@ -67,7 +59,7 @@ class Row:
     def from_result(cls, result: OptimizerResult, name: str | None = None) -> Row:
         metrics = {key: float(np.mean([m[key] for m in result.metrics])) for key in sorted(set().union(*result.metrics))}
         return cls(name or result.name, [float(x) for x in result.curves[:, -1]],
-                   sum(diverged(curve) for curve in result.curves), result.learning_rate, metrics)
+                   int(diverged_runs(np.asarray(result.curves)).sum()), result.learning_rate, metrics)
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "final_loss_mean": self.mean}
