@@ -135,19 +135,21 @@ def run_rule(name: str, rule: Rule, problem: Problem, num_steps: int, seeds: Seq
     return Row.from_result(evaluate_rule(name, RuleRunner(rule, problem, num_steps, jit_compile), seeds))
 
 
-class ChunkedRuleRunner:
+class ChunkedRuleRunner(RuleRunner):
     """Runs a rule for many horizons in chunks of ``chunk`` steps (one compiled chunk; the
-    rule's state carried in a variable between chunks), for the stability check."""
+    rule's state carried in a variable between chunks), for the stability check. Steps as
+    ``RuleRunner`` does (rule sets, layouts)."""
 
     def __init__(self, rule: Rule, problem: Problem, chunk: int, jit_compile: bool = True):
-        self.rule, self.problem, self.chunk = rule, problem, chunk
-        self.rule_state = tf.Variable(rule.init_state(problem.num_coordinates), name="rule_state")
+        super().__init__(rule, problem, chunk, jit_compile)
+        self.chunk = chunk
+        self.rule_state = tf.Variable(self.rule.init_state(problem.num_coordinates), name="rule_state")
         self._run_chunk = tf.function(self._chunk, jit_compile=jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        update, state = self.rule.step(gradients, state)
+        params, state = super()._advance(params, gradients, state)
         self.rule_state.assign(state)
-        return params + update, state
+        return params, state
 
     def _chunk(self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Any) -> tuple[tf.Tensor, ...]:
         return trajectory(self.problem, self.chunk, params, batches, tf.convert_to_tensor(self.rule_state),
