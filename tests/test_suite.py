@@ -16,7 +16,7 @@ from l2l_tf.suite_report import compare, format_suite_table, summarize
 
 
 def test_chunked_runs_match_one_long_run_with_batch_norm_state(mnist_data_dir):
-    problem = ConvTask((4,), batch_norm=True, hidden=8).build("tiny_conv", IDX, mnist_data_dir)
+    problem = ConvTask((4,), batch_norm=True, hidden=8, data="digits14").build("tiny_conv", IDX, mnist_data_dir)
     rule = export.load("saved_optimizers/mnist_lstm")
     long, _ = RuleRunner(rule, problem, 12, jit_compile=False).run(5)
     chunked = ChunkedRuleRunner(rule, problem, 4, jit_compile=False)

@@ -73,8 +73,8 @@ def test_seeds_reproduce_parameters_and_batches_and_differ_between_runs(built):
 
 
 def test_loss_scale_multiplies_the_loss(mnist_data_dir):
-    scaled = MLPTask((8,), "gelu", "digits14", loss_scale=10.0).build("scaled", IDX, mnist_data_dir)
-    plain = MLPTask((8,), "gelu", "digits14").build("plain", IDX, mnist_data_dir)
+    scaled = MLPTask((8,), "gelu", data="digits14", loss_scale=10.0).build("scaled", IDX, mnist_data_dir)
+    plain = MLPTask((8,), "gelu", data="digits14").build("plain", IDX, mnist_data_dir)
     params, batch = plain.initial_params(1), next(iter(plain.batches(1)))
     np.testing.assert_allclose(scaled.loss(params, batch).numpy(), 10 * plain.loss(params, batch).numpy(), rtol=1e-5)
     quadratic = QuadraticTask(4, functions=2, loss_scale=0.5).build("q")
@@ -111,7 +111,8 @@ def test_registry_resolves_lists_tasks_and_joined_names(mnist_data_dir):
 
 @pytest.mark.parametrize("spec, message", [
     (MLPTask((8,), "swish"), "activation must be one of"),
-    (MLPTask((8,), "relu", "digitz"), "needs known data"),
+    (MLPTask((8,), "relu", data="digitz"), "needs known data"),
+    (MLPTask((), "relu"), "hidden sizes must be >= 1"),
     (MLPTask((8,), "relu", init_stddev=0.0), "init_stddev must be > 0"),
     (ConvTask((8,), True, data="blobs"), "conv tasks need digits data"),
     (QuadraticTask(3, loss_scale=-1.0), "loss_scale must be > 0"),
