@@ -12,7 +12,9 @@
 
 Names resolve through ``task_list(NAME)`` (a list's name or one task's name) and
 ``make_task(NAME)``; ``experiments/general/TASKS.md`` documents the lists. Every task runs
-a few hundred steps on a CPU in seconds.
+a few hundred steps on a CPU in seconds. Where the meta-trainer's registry of task lists
+(``l2l_tf.problems.task_lists``, ``--problem=tasks:NAME``) exists, every list and every task
+is registered there under its name on import.
 """
 
 from __future__ import annotations
@@ -123,3 +125,16 @@ def make_task(name: str, data_source: str = TFDS, data_dir: str | None = None) -
 def task_list(name: str, data_source: str = TFDS, data_dir: str | None = None) -> list[Problem]:
     """The ``Problem``s of task list (or task) ``name``, for meta-training or evaluation."""
     return [task.build(data_source, data_dir) for task in tasks_named(name)]
+
+
+def _register_with_the_meta_trainer() -> None:
+    """Every list and task as ``tasks:NAME`` in ``l2l_tf.problems.task_lists``, if that registry exists."""
+    try:
+        from l2l_tf.problems.task_lists import register_task_list
+    except ImportError:  # a version of l2l_tf without the meta-trainer's task-list registry
+        return
+    for name in (*LISTS, *TASKS):
+        register_task_list(name, lambda data_source, data_dir, name=name: task_list(name, data_source, data_dir))
+
+
+_register_with_the_meta_trainer()
