@@ -45,6 +45,7 @@ def test_a_shipped_rule_reuses_the_baselines_and_reports_against_the_targets(bas
                         f"--output_dir={rule_out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tuned to learning rate" not in result.stdout  # the baselines were reused, not re-run
+    assert "val_conv_8_d14_2: baselines reused from" in result.stdout and "tuned on 1 other runs" in result.stdout
     for line in ("mnist_lstm at or below the best tuned baseline on", "below Adam at its default learning rate on",
                  "diverged runs:", "targets met:"):
         assert line in result.stdout

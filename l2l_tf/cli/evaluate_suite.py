@@ -97,6 +97,7 @@ def evaluate_task(task: Task, problem, settings: dict, reused: suite.TaskRecord 
     """One task's record: baselines (run or reused), the rule and its stability runs."""
     if reused is not None:
         baselines, tuning, settings = reused.baselines, reused.tuning, reused.settings
+        print(f"  {task.name}: baselines reused from {FLAGS.baseline_results}", flush=True)
     else:
         baselines, tuning = suite.run_baselines(problem, settings, FLAGS.jit_compile)
     record = suite.TaskRecord(task.name, settings, baselines, tuning)
@@ -148,8 +149,9 @@ def run(argv: list[str]) -> None:
         write(output_dir, records, {**header, "wall_seconds": time.time() - start}, None)
     stability = f" ({FLAGS.stability_factor}x-horizon stability runs included)" if FLAGS.stability_factor else ""
     table = format_suite_table(records, FLAGS.name if rule is not None else None, stability)
+    tuning_runs = len(records[0].settings["tuning_seeds"])
     print(f"\nsuite {FLAGS.suite}: mean final loss over {FLAGS.num_runs} runs per task; baselines tuned on"
-          f" {FLAGS.tuning_seeds} other runs per learning rate\n{table}\n{LEGEND}", flush=True)
+          f" {tuning_runs} other runs per learning rate\n{table}\n{LEGEND}", flush=True)
     write(output_dir, records, {**header, "wall_seconds": time.time() - start}, table)
     print(f"wrote {output_dir}/results.json, results.md")
 
