@@ -11,8 +11,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from l2l_tf import rule_families
 from l2l_tf.json_files import JsonFileError, read_json
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.rules import Rule
 
 RULE_CONFIG_FILE = "rule_config.json"
 RULE_PREFIX = "rule"
@@ -66,7 +67,7 @@ def recover_directory(target: str) -> str | None:
     return message
 
 
-def save_rule(rule: CoordinatewiseLSTM, directory: str, extra: dict[str, Any] | None = None) -> str:
+def save_rule(rule: Rule, directory: str, extra: dict[str, Any] | None = None) -> str:
     """Writes ``rule``'s weights and config to ``directory`` atomically."""
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
@@ -74,7 +75,8 @@ def save_rule(rule: CoordinatewiseLSTM, directory: str, extra: dict[str, Any] | 
     try:
         tf.train.Checkpoint(rule=rule).write(os.path.join(build_dir, RULE_PREFIX))
         with open(os.path.join(build_dir, RULE_CONFIG_FILE), "w") as f:
-            json.dump({"rule": rule.config.to_dict(), **(extra or {})}, f, indent=1)
+            family = rule_families.family_of(rule.config)
+            json.dump({"family": family, "rule": rule.config.to_dict(), **(extra or {})}, f, indent=1)
         replace_directory(build_dir, directory)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -113,15 +115,15 @@ def resolve_rule_dir(path: str) -> str:
     )
 
 
-def load_rule(path: str) -> CoordinatewiseLSTM:
+def load_rule(path: str) -> Rule:
     """Restores a rule saved by ``save_rule`` (or the best rule of a meta-training run folder)."""
     directory = resolve_rule_dir(path)
     metadata = read_rule_metadata(directory)
     try:
-        config = RuleConfig.from_dict(metadata["rule"])
+        config = rule_families.config_from_dict(metadata["rule"], metadata.get("family", "lstm"))
     except (TypeError, ValueError) as error:
         raise RuleCheckpointError(f"{os.path.join(directory, RULE_CONFIG_FILE)}: bad rule config ({error})") from error
-    rule = CoordinatewiseLSTM(config)
+    rule = rule_families.make_rule(config)
     try:
         tf.train.Checkpoint(rule=rule).read(os.path.join(directory, RULE_PREFIX)).assert_consumed()
     except (tf.errors.OpError, AssertionError, ValueError) as error:

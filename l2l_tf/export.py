@@ -4,16 +4,22 @@ The SavedModel contract (format version 1), usable from plain TensorFlow:
 
 - signature ``serving_default``: inputs ``gradients`` float32 ``[N]`` and ``state``
   float32 ``[N, S]``; outputs ``update`` float32 ``[N]`` (theta_new = theta + update)
-  and ``state`` float32 ``[N, S]``. N is dynamic, S fixed by the rule.
+  and ``state`` float32 ``[N, S]``. N is dynamic, S fixed by the rule. Rules that
+  normalise per tensor (family ``mlp``) also take ``tensor_sizes`` int32 ``[T]`` (the
+  sizes of the tensors whose flattened gradients are concatenated in ``gradients``) and,
+  if they read parameter values, ``params`` float32 ``[N]``; the metadata's ``inputs``
+  lists a file's inputs.
 - signature ``init_state``: input ``num_coordinates`` int32 scalar; output ``state``
   float32 ``[N, S]`` (zeros).
 - signature ``metadata``: no inputs; output ``json``, a string holding the metadata
   below; the same JSON is the asset ``assets/l2l_tf_rule.json``.
-- metadata: ``format``, ``format_version``, ``rule`` (architecture and preprocessing),
-  ``state_size``, ``problem``, ``training`` (the meta_train flags/command) and
+- metadata: ``format``, ``format_version``, ``family`` (``lstm`` or ``mlp``; absent in files
+  written before families: ``lstm``), ``rule`` (architecture and preprocessing),
+  ``state_size``, ``inputs``, ``problem``, ``training`` (the meta_train flags/command) and
   ``evaluation`` (a summary, if given).
-- weights: the variables ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel``
-  and ``rule/output_bias`` of the checkpoint in ``variables/``.
+- weights: the rule's variables ``rule/<name>`` (``config.weight_names()``: for the LSTM
+  ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel`` and ``rule/output_bias``)
+  of the checkpoint in ``variables/``.
 
 l2l_tf itself loads a rule file as data only (``l2l_tf.rule_file``, re-exported here as
 ``load`` and ``read_metadata``): the signatures are for other TensorFlow users.
@@ -30,7 +36,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from l2l_tf import checkpoints
+from l2l_tf import checkpoints, rule_families
 from l2l_tf.checkpoints import replace_directory
 from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract, re-exported)
     FORMAT,
@@ -42,7 +48,8 @@ from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract,
     load,
     read_metadata,
 )
-from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.layout import TensorLayout, needs_layout, needs_params
+from l2l_tf.rules import Rule
 
 
 class UnsafeExportTargetError(ValueError):
@@ -52,21 +59,22 @@ class UnsafeExportTargetError(ValueError):
 class _RuleModule(tf.Module):
     """What gets exported: the rule's weights and its step/init_state/metadata functions."""
 
-    def __init__(self, rule: CoordinatewiseLSTM, metadata_json: str):
+    def __init__(self, rule: Rule, metadata_json: str):
         super().__init__(name="l2l_tf_rule_module")
         self.rule = rule
         self._metadata_json = metadata_json
         self.metadata_asset = None
-        state_size = rule.state_size
+        specs = step_input_specs(rule)
 
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None], tf.float32, name="gradients"),
-                tf.TensorSpec([None, state_size], tf.float32, name="state"),
-            ]
-        )
-        def step(gradients: tf.Tensor, state: tf.Tensor) -> dict[str, tf.Tensor]:
-            update, new_state = self.rule.step(gradients, state)
+        @tf.function(input_signature=list(specs.values()))
+        def step(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            named = dict(zip(specs, inputs))
+            extra = {}
+            if "tensor_sizes" in named:
+                extra["layout"] = TensorLayout(named["tensor_sizes"])
+            if "params" in named:
+                extra["params"] = named["params"]
+            update, new_state = self.rule.step(named["gradients"], named["state"], **extra)
             return {"update": update, "state": new_state}
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
@@ -80,17 +88,34 @@ class _RuleModule(tf.Module):
         self.step, self.init_state, self.metadata = step, init_state, metadata
 
 
+def step_input_specs(rule: Rule) -> dict[str, tf.TensorSpec]:
+    """The ``serving_default`` signature's inputs for ``rule``, by name (see the module doc)."""
+    specs = {
+        "gradients": tf.TensorSpec([None], tf.float32, name="gradients"),
+        "state": tf.TensorSpec([None, rule.state_size], tf.float32, name="state"),
+    }
+    if needs_layout(rule):
+        specs["tensor_sizes"] = tf.TensorSpec([None], tf.int32, name="tensor_sizes")
+    if needs_params(rule):
+        specs["params"] = tf.TensorSpec([None], tf.float32, name="params")
+    return specs
+
+
 def build_metadata(
-    rule: CoordinatewiseLSTM,
+    rule: Rule,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The metadata of ``rule``'s file (see the module doc)."""
+    family = rule_families.family_of(rule.config)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "rule": {"type": "coordinatewise_lstm", **rule.config.to_dict()},
+        "family": family,
+        "rule": {"type": rule_families.RULE_TYPES[family], **rule.config.to_dict()},
         "state_size": rule.state_size,
+        "inputs": list(step_input_specs(rule)),
         "num_meta_parameters": rule.num_meta_parameters(),
         "problem": problem or {},
         "training": training or {},
@@ -100,7 +125,7 @@ def build_metadata(
 
 
 def export_rule(
-    rule: CoordinatewiseLSTM,
+    rule: Rule,
     export_dir: str,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
@@ -158,7 +183,7 @@ def export_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None 
 
 
 
-def load_any(path: str) -> CoordinatewiseLSTM:
+def load_any(path: str) -> Rule:
     """The rule wherever it is (what the binaries' ``--optimizer`` takes): an exported rule
     folder (read as data, nothing from it executed), else a meta_train save_path's best
     rule or a rule checkpoint folder (``checkpoints.load_rule``)."""

@@ -55,9 +55,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, rule_file, sharding
+from l2l_tf import catalog, rule_families, rule_file, sharding
 from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
-from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
+from l2l_tf.rules import Rule
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 RULE_WEIGHT_KEY = "rule_weight_"  # the rule's weights in the weights file, after Keras' variables
@@ -100,6 +100,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 f" reads one), got {type(rule).__name__}"
             )
         check_blockable(rule, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
+        if state_dtype != "float32" and getattr(rule, "state_needs_float32", False):
+            raise ValueError(f"a {type(rule).__name__} keeps a step count in its state, which {state_dtype} cannot"
+                             " hold exactly; use state_dtype='float32' (the default) for this rule")
         self.rule = rule
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
@@ -242,7 +245,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
-        config["rule"] = {"config": self.rule.config.to_dict()}
+        config["rule"] = {"family": rule_families.family_of(self.rule.config), "config": self.rule.config.to_dict()}
         return config
 
     @classmethod
@@ -273,7 +276,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
             source = "the rule weights in the .keras weights file"
-            self.rule = rule_file.LoadedRule(self.rule.config, [store[k] for k in rule_keys], source)
+            self.rule = rule_file.rebuild(self.rule.config, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
 
@@ -299,13 +302,13 @@ def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
     source = "the LearnedOptimizer config (.keras file)"
     if not isinstance(spec, dict) or "config" not in spec:
         raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
-    try:
-        config = RuleConfig.from_dict(spec["config"])
+    try:  # configs written before families hold an LSTM's
+        config = rule_families.config_from_dict(spec["config"], spec.get("family", rule_families.DEFAULT_FAMILY))
     except ValueError as error:
         raise rule_file.RuleLoadError(f"{source}: {error}") from error
     if "weights" not in spec:
-        return CoordinatewiseLSTM(config), True
-    return rule_file.LoadedRule(config, spec["weights"], source), False
+        return rule_families.make_rule(config), True
+    return rule_file.rebuild(config, spec["weights"], source), False
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

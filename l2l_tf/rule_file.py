@@ -11,7 +11,9 @@ only two things, both as data:
    (``tf.train.load_checkpoint``), checked against the tensors the declared architecture
    needs: exactly those names, float32, those shapes, all finite.
 
-It then rebuilds the rule in Python (``LoadedRule``, a ``CoordinatewiseLSTM``).
+It then rebuilds the rule in Python (``rebuild``: a ``LoadedRule``, i.e. a
+``CoordinatewiseLSTM``, or a rule of the metadata's ``family``, e.g. ``rules_mlp.MLPRule``;
+metadata without ``family`` is an LSTM rule's, so files written before families load).
 ``saved_model.pb`` is never opened: its signatures exist for TF Serving,
 ``saved_model_cli`` and plain-TensorFlow users, who run the file's graph by choice.
 """
@@ -26,9 +28,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from l2l_tf import rule_families
 from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.rules import (
     CoordinatewiseLSTM,
+    Rule,
     RuleConfig,
     RuleWeightsError,
     check_weight_values,
@@ -38,7 +42,7 @@ FORMAT = "l2l_tf.rule"
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 METADATA_ASSET = "l2l_tf_rule.json"
-RULE_TYPE = "coordinatewise_lstm"
+RULE_TYPE = rule_families.RULE_TYPES["lstm"]
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 MAX_INDEX_BYTES = 1 << 16  # the index of a rule's 2L + 2 tensors is under 1 KB
 MAX_EXTRA_DATA_BYTES = 1 << 20  # the object graph stored beside the weights
@@ -48,10 +52,10 @@ class RuleLoadError(ValueError):
     """A path is not a loadable l2l_tf rule; the message says why and what to do."""
 
 
-def weight_keys(config: RuleConfig) -> list[str]:
-    """Checkpoint keys of the rule's weights (``RuleConfig.weight_names`` order), as
+def weight_keys(config: Any) -> list[str]:
+    """Checkpoint keys of the rule's weights (``config.weight_names()`` order), as
     ``tf.saved_model.save`` names the variables of a module whose attribute ``rule`` is
-    the ``CoordinatewiseLSTM``."""
+    the rule."""
     return [f"rule/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in config.weight_names()]
 
 
@@ -64,8 +68,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_metadata(metadata: Any, path: str) -> RuleConfig:
-    """The ``RuleConfig`` that metadata read from ``path`` declares, after strict checks."""
+def check_metadata(metadata: Any, path: str) -> Any:
+    """The rule config (``RuleConfig``, or its ``family``'s) that metadata read from ``path``
+    declares, after strict checks."""
     _require(isinstance(metadata, dict), path, "not a JSON object")
     _require(metadata.get("format") == FORMAT, path, f"'format' is not {FORMAT!r}")
     version = metadata.get("format_version")
@@ -74,10 +79,13 @@ def check_metadata(metadata: Any, path: str) -> RuleConfig:
             f"{path}: rule format version {version!r}; this l2l_tf reads {SUPPORTED_FORMAT_VERSIONS}."
             " Upgrade l2l_tf or re-export the rule"
         )
-    rule = metadata.get("rule")
-    _require(isinstance(rule, dict) and rule.get("type") == RULE_TYPE, path, f"'rule.type' is not {RULE_TYPE!r}")
+    family = metadata.get("family", rule_families.DEFAULT_FAMILY)
+    _require(isinstance(family, str) and family in rule_families.FAMILIES, path,
+             f"'family' is {family!r}, not one of {sorted(rule_families.FAMILIES)} (upgrade l2l_tf?)")
+    rule, rule_type = metadata.get("rule"), rule_families.RULE_TYPES[family]
+    _require(isinstance(rule, dict) and rule.get("type") == rule_type, path, f"'rule.type' is not {rule_type!r}")
     try:
-        config = RuleConfig.from_dict({k: v for k, v in rule.items() if k != "type"})
+        config = rule_families.config_from_dict({k: v for k, v in rule.items() if k != "type"}, family)
     except (TypeError, ValueError) as error:
         raise RuleLoadError(f"{path}: invalid rule metadata: {error}") from error
     state_size = metadata.get("state_size")
@@ -112,7 +120,7 @@ def read_metadata(export_dir: str) -> dict[str, Any]:
     return metadata
 
 
-def _check_file_sizes(prefix: str, config: RuleConfig) -> None:
+def _check_file_sizes(prefix: str, config: Any) -> None:
     index = prefix + ".index"
     if not os.path.isfile(index):
         raise RuleLoadError(f"{index}: missing; the rule's weights are gone (the SavedModel is corrupted)")
@@ -127,7 +135,7 @@ def _check_file_sizes(prefix: str, config: RuleConfig) -> None:
         raise RuleLoadError(f"{prefix}.data-*: {data} bytes, more than a {config} rule can need ({limit}); refusing it")
 
 
-def read_weights(export_dir: str, config: RuleConfig) -> list[np.ndarray]:
+def read_weights(export_dir: str, config: Any) -> list[np.ndarray]:
     """The rule's weight tensors, read as data from ``export_dir/variables`` and checked."""
     prefix = os.path.join(export_dir, "variables", "variables")
     _check_file_sizes(prefix, config)
@@ -142,7 +150,7 @@ def read_weights(export_dir: str, config: RuleConfig) -> list[np.ndarray]:
     missing = sorted(set(keys) - set(shapes))
     if missing or unexpected:
         raise RuleLoadError(
-            f"{export_dir!r}: its variables are not those of a {config.num_layers}x{config.hidden_size} rule"
+            f"{export_dir!r}: its variables are not those of a {_architecture(config)} rule"
             f" (missing {missing[:4]}, unexpected {unexpected[:4]}); not an l2l_tf rule export"
         )
     for key, shape in zip(keys, config.weight_shapes()):
@@ -155,7 +163,14 @@ def read_weights(export_dir: str, config: RuleConfig) -> list[np.ndarray]:
         raise RuleLoadError(f"{export_dir!r}: the rule's weights are unreadable ({str(error)[:300]})") from error
 
 
-def check_weights(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
+def _architecture(config: Any) -> str:
+    """A short name of the architecture, for errors: ``2x20`` (LSTM) or ``mlp 1x16``."""
+    if isinstance(config, RuleConfig):
+        return f"{config.num_layers}x{config.hidden_size}"
+    return f"{rule_families.family_of(config)} {config.num_hidden_layers}x{config.hidden_size}"
+
+
+def check_weights(config: Any, values: Sequence[Any], source: str) -> list[np.ndarray]:
     """``rules.check_weight_values``, failing with a ``RuleLoadError``."""
     try:
         return check_weight_values(config, values, source)
@@ -177,8 +192,21 @@ class LoadedRule(CoordinatewiseLSTM):
         self.metadata = metadata or {}
 
 
-def load(export_dir: str) -> LoadedRule:
+def rebuild(config: Any, values: Sequence[Any], source: str, metadata: dict[str, Any] | None = None) -> Rule:
+    """A rule of ``config``'s family with the checked weights ``values`` (``RuleLoadError``
+    naming ``source`` if they do not fit): a ``LoadedRule`` for an LSTM config; any rule
+    gets ``path`` (``source``) and ``metadata`` attributes."""
+    if isinstance(config, RuleConfig):
+        return LoadedRule(config, values, source, metadata)
+    arrays = check_weights(config, values, source)
+    rule = rule_families.make_rule(config, name="loaded_rule")
+    rule.set_weights(arrays, source)
+    rule.path, rule.metadata = source, metadata or {}
+    return rule
+
+
+def load(export_dir: str) -> Rule:
     """Loads an exported rule without executing anything from it (see the module doc)."""
     metadata = read_metadata(export_dir)
     config = check_metadata(metadata, export_dir)
-    return LoadedRule(config, read_weights(export_dir, config), export_dir, metadata)
+    return rebuild(config, read_weights(export_dir, config), export_dir, metadata)

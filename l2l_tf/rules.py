@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import tensorflow as tf
@@ -53,6 +53,8 @@ def _is_number(value: Any) -> bool:
 @dataclasses.dataclass(frozen=True)
 class RuleConfig:
     """Architecture and hyper-parameters of a coordinatewise LSTM rule."""
+
+    family: ClassVar[str] = "lstm"  # see l2l_tf.rule_families
 
     num_layers: int = 2
     hidden_size: int = 20

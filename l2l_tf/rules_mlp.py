@@ -1,0 +1,250 @@
+"""The cheap rule family: a tiny per-parameter MLP that corrects a nominal Adam step.
+
+The paper's LSTM carries 80 floats of state per parameter and costs ~10k FLOPs per
+parameter per step. This family (``family = "mlp"``) keeps ``K + 2`` floats per parameter
+(K gradient averages, one second-moment average, one step counter; 5 by default, 20
+bytes) and runs a one-hidden-layer MLP of 16 units per parameter::
+
+    d      = Adam's direction from the first average and the second moment (bias-corrected)
+    a, b   = tanh(MLP(coordinate features, per-tensor features))
+    update = -base_step * (d * exp(max_log_scale * a) + correction_scale * b)
+
+The MLP's output layer starts at zero, so the untrained rule *is* Adam at learning rate
+``base_step`` (Keras' ``Adam`` update, to float rounding); meta-training only has to
+improve on it, and the learned part is bounded (a step at most ``e^max_log_scale`` times
+Adam's, plus at most ``correction_scale * base_step``), which keeps drop-in use stable.
+
+Coordinate features: the gradient normalised by its tensor's RMS; the Adam-normalised
+gradient and averages (``m_k_hat / sqrt(v_hat)``); the parameter value normalised by its
+tensor's RMS (``use_params``). Per-tensor features (computed once per tensor and added to
+the first layer's pre-activations, so they cost nothing per parameter): the tensor's mean
+squared Adam direction (how consistent its gradients are), three time scales of the step
+count and the log of the tensor's size. The per-tensor reductions need the layout
+(``needs_layout``): see ``l2l_tf.layout``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from l2l_tf.layout import TensorLayout
+from l2l_tf.rules import RuleConfigError, _is_number, check_weight_values
+
+MAX_HIDDEN_LAYERS = 4
+MAX_MLP_HIDDEN_SIZE = 256
+MAX_STATE_FLOATS = 8  # the family's promise: at most 32 bytes of float32 state per parameter
+TIME_SCALES = (10.0, 100.0, 1000.0)
+NUM_TENSOR_FEATURES = 2 + len(TIME_SCALES)  # consistency, time scales, log size
+_TINY = 1e-30  # keeps an all-zero tensor's RMS normalisation finite (0 * large = 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPRuleConfig:
+    """Architecture of a per-parameter MLP rule (``MLPRule``).
+
+    ``momentum_decays[0]`` is the nominal direction's first-moment decay (Adam's beta_1),
+    ``second_moment_decay`` its beta_2 and ``epsilon`` its epsilon.
+    """
+
+    family: ClassVar[str] = "mlp"
+
+    hidden_size: int = 16
+    num_hidden_layers: int = 1
+    momentum_decays: tuple[float, ...] = (0.9, 0.99, 0.999)
+    second_moment_decay: float = 0.999
+    epsilon: float = 1e-7
+    base_step: float = 1e-3
+    max_log_scale: float = 2.3
+    correction_scale: float = 0.1
+    use_params: bool = True
+
+    def __post_init__(self) -> None:
+        for name, limit in (("hidden_size", MAX_MLP_HIDDEN_SIZE), ("num_hidden_layers", MAX_HIDDEN_LAYERS)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise RuleConfigError(f"{name} must be an integer in [1, {limit}], got {value!r}")
+        decays = self.momentum_decays
+        if isinstance(decays, (str, bytes)) or not hasattr(decays, "__len__"):
+            raise RuleConfigError(f"momentum_decays must be a list of numbers, got {decays!r}")
+        if not 1 <= len(decays) <= MAX_STATE_FLOATS - 2:
+            raise RuleConfigError(f"momentum_decays must hold 1 to {MAX_STATE_FLOATS - 2} rates, got {len(decays)}")
+        if not all(_is_number(b) and 0.0 < b < 1.0 for b in (*decays, self.second_moment_decay)):
+            raise RuleConfigError(f"momentum_decays and second_moment_decay must lie in (0, 1), got {decays},"
+                                  f" {self.second_moment_decay!r}")
+        for name in ("epsilon", "base_step", "max_log_scale", "correction_scale"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0 or (value == 0 and name != "correction_scale"):
+                raise RuleConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        if not isinstance(self.use_params, bool):
+            raise RuleConfigError(f"use_params must be true or false, got {self.use_params!r}")
+        object.__setattr__(self, "momentum_decays", tuple(float(b) for b in decays))
+        for name in ("second_moment_decay", "epsilon", "base_step", "max_log_scale", "correction_scale"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    @property
+    def state_size(self) -> int:
+        """Floats of state per parameter: one per momentum decay, the second moment, the step count."""
+        return len(self.momentum_decays) + 2
+
+    @property
+    def num_coordinate_features(self) -> int:
+        return len(self.momentum_decays) + 2 + int(self.use_params)
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes in ``MLPRule.weights()`` order (see ``weight_names``)."""
+        hidden = self.hidden_size
+        deeper = self.num_hidden_layers - 1
+        return [
+            (self.num_coordinate_features, hidden), (NUM_TENSOR_FEATURES, hidden), (hidden,),
+            *[(hidden, hidden)] * deeper, *[(hidden,)] * deeper, (hidden, 2), (2,),
+        ]
+
+    def weight_names(self) -> list[str]:
+        """The ``MLPRule`` attribute paths of the weights (the rule file's checkpoint keys)."""
+        deeper = range(self.num_hidden_layers - 1)
+        return [
+            "coordinate_kernel", "tensor_kernel", "input_bias",
+            *[f"hidden_kernels/{i}" for i in deeper], *[f"hidden_biases/{i}" for i in deeper],
+            "output_kernel", "output_bias",
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["momentum_decays"] = list(self.momentum_decays)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MLPRuleConfig:
+        if not isinstance(values, dict):
+            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise RuleConfigError(f"unknown mlp rule config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+class MLPRule(tf.Module):
+    """The per-parameter MLP rule of ``config`` (a ``rules.Rule`` and ``CellRule`` that
+    needs the tensor layout, and the parameter values when ``config.use_params``)."""
+
+    family = "mlp"
+    needs_layout = True
+    state_needs_float32 = True  # the step counter: bfloat16 stops counting at 256
+
+    def __init__(self, config: MLPRuleConfig | None = None, seed: int = 0, name: str | None = None):
+        super().__init__(name=name or "mlp_rule")
+        self.config = config or MLPRuleConfig()
+        shapes = self.config.weight_shapes()
+        deeper = self.config.num_hidden_layers - 1
+        with self.name_scope:
+            zero = {len(shapes) - 2}  # the output kernel: the rule starts as Adam
+            values = [self._initial(shape, [seed, i], i in zero) for i, shape in enumerate(shapes)]
+            variables = [tf.Variable(v, name=n.replace("/", "_")) for v, n in zip(values, self.config.weight_names())]
+        self.coordinate_kernel, self.tensor_kernel, self.input_bias = variables[:3]
+        self.hidden_kernels = variables[3 : 3 + deeper]
+        self.hidden_biases = variables[3 + deeper : 3 + 2 * deeper]
+        self.output_kernel, self.output_bias = variables[-2:]
+
+    @staticmethod
+    def _initial(shape: tuple[int, ...], seed: list[int], zero: bool) -> tf.Tensor:
+        """Glorot-uniform kernels; zero biases, and zeros where ``zero``."""
+        if zero or len(shape) == 1:
+            return tf.zeros(shape)
+        limit = math.sqrt(6.0 / (shape[0] + shape[1]))
+        return tf.random.stateless_uniform(shape, seed=seed, minval=-limit, maxval=limit)
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+    @property
+    def needs_params(self) -> bool:
+        return self.config.use_params
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
+        """Zero averages and step counts: ``[N, state_size]``."""
+        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
+
+    def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
+        """The state as one cell (it is only a few columns wide)."""
+        return [state]
+
+    def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor:
+        return cells[0]
+
+    def step(self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
+             params: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """One update: ``[N]`` gradients, ``[N, state_size]`` state, the tensors' ``layout``
+        and (``use_params``) the ``[N]`` parameter values -> ``([N] update, new state)``."""
+        update, cells = self.step_cells(gradients, [state], layout, params)
+        return update, cells[0]
+
+    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor], layout: TensorLayout | None = None,
+                   params: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``step`` on the state as cells (``split_state``), as meta-training calls it."""
+        if layout is None:
+            raise ValueError("MLPRule normalises per tensor: pass layout=TensorLayout(sizes of the tensors)")
+        if self.config.use_params and params is None:
+            raise ValueError("this MLPRule reads the parameter values (use_params): pass params=")
+        config = self.config
+        k = len(config.momentum_decays)
+        state = cells[0]
+        decays = tf.constant([*config.momentum_decays, config.second_moment_decay], tf.float32)
+        g = gradients[:, None]
+        averages = decays * state[:, : k + 1] + (1.0 - decays) * tf.concat([tf.tile(g, [1, k]), g * g], axis=1)
+        t = state[:, k + 1 :] + 1.0
+        corrections = 1.0 - tf.pow(decays, t)  # [N, K + 1] bias corrections
+        v_root = tf.sqrt(averages[:, k:]) + config.epsilon
+        normalised = averages[:, :k] / corrections[:, :k] * tf.sqrt(corrections[:, k:]) / v_root  # [N, K]
+        direction = normalised[:, :1]
+        raw = tf.concat([g] + ([params[:, None]] if config.use_params else []), axis=1)
+        squares = tf.concat([raw * raw, direction * direction, t], axis=1)
+        per_tensor = layout.mean(squares)  # [T, 2 + use_params]: g^2, (p^2), d^2, t
+        rms_scaled = raw * tf.math.rsqrt(layout.broadcast(per_tensor[:, : raw.shape[1]]) + _TINY)
+        adam_gradient = g * tf.sqrt(corrections[:, k:]) / v_root
+        coordinate = tf.concat([rms_scaled, adam_gradient, normalised], axis=1)
+        a, b = tf.unstack(self._mlp(coordinate, self._tensor_features(per_tensor, layout), layout), axis=1)
+        update = -config.base_step * (
+            direction[:, 0] * tf.exp(config.max_log_scale * a) + config.correction_scale * b
+        )
+        return update, [tf.concat([averages, t], axis=1)]
+
+    def _tensor_features(self, per_tensor: tf.Tensor, layout: TensorLayout) -> tf.Tensor:
+        """``[T, NUM_TENSOR_FEATURES]``: sqrt(mean d^2), tanh(t / s) per time scale, log(size) / 10."""
+        consistency = tf.sqrt(per_tensor[:, -2:-1])
+        t = per_tensor[:, -1:]
+        times = [tf.tanh(t / scale) for scale in TIME_SCALES]
+        size = tf.math.log(tf.cast(layout.sizes_tensor(), tf.float32) + 1.0)[:, None] / 10.0
+        return tf.concat([consistency, *times, size], axis=1)
+
+    def _mlp(self, coordinate: tf.Tensor, tensor: tf.Tensor, layout: TensorLayout) -> tf.Tensor:
+        """``[N, 2]`` bounded outputs ``tanh(a), tanh(b)``; the per-tensor features enter as a
+        per-tensor bias of the first layer."""
+        tensor_bias = tf.matmul(tensor, self.tensor_kernel) + self.input_bias
+        hidden = tf.nn.relu(tf.matmul(coordinate, self.coordinate_kernel) + layout.broadcast(tensor_bias))
+        for kernel, bias in zip(self.hidden_kernels, self.hidden_biases):
+            hidden = tf.nn.relu(tf.matmul(hidden, kernel) + bias)
+        return tf.tanh(tf.matmul(hidden, self.output_kernel) + self.output_bias)
+
+    def weights(self) -> list[tf.Variable]:
+        """The weight variables in ``MLPRuleConfig.weight_shapes`` order."""
+        return [self.coordinate_kernel, self.tensor_kernel, self.input_bias, *self.hidden_kernels,
+                *self.hidden_biases, self.output_kernel, self.output_bias]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [variable.numpy() for variable in self.weights()]
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
+        """Assigns ``values`` (``get_weights`` order) after ``rules.check_weight_values``."""
+        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
+            variable.assign(array)
+
+    def num_meta_parameters(self) -> int:
+        return int(sum(v.shape.num_elements() for v in self.trainable_variables))
