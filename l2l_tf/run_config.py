@@ -51,6 +51,12 @@ class Computation:
     momentum_decays: tuple[float, ...] = ()
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
+    rule: str = "lstm"  # the rule family (l2l_tf.rule_families); the mlp_* fields are its architecture
+    mlp_hidden_size: int = 16
+    mlp_num_hidden_layers: int = 1
+    mlp_base_step: float = 1e-3
+    mlp_max_log_scale: float = 2.3
+    mlp_use_params: bool = True
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

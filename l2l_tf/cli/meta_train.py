@@ -1,7 +1,9 @@
-"""Meta-trains a coordinatewise LSTM optimizer with truncated BPTT.
+"""Meta-trains a learned optimizer with truncated BPTT: the paper's coordinatewise LSTM
+(``--rule=lstm``) or the cheap per-parameter MLP over Adam (``--rule=mlp``, ``l2l_tf.rules_mlp``).
 
 Example:
   l2l-meta-train --problem=quadratic --save_path=runs/quad --num_runs=200
+  l2l-meta-train --rule=mlp --problem=mnist --save_path=runs/mnist_mlp --num_runs=200
 
 Writes the best rule (by validation loss) to SAVE_PATH/best, resumable training
 checkpoints to SAVE_PATH/train and TensorBoard summaries to --logdir. Re-running with
@@ -24,10 +26,11 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from l2l_tf import distributed, export, preprocess, sharding
+from l2l_tf import distributed, export, preprocess, rule_families, sharding
 from l2l_tf.cli import common
 from l2l_tf.meta_config import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
+from l2l_tf.rules import Rule, RuleConfig, warm_start
+from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
 from l2l_tf.run_config import RunConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 
@@ -91,6 +94,17 @@ common.define_deprecated_alias("coordinate_shards", "coordinate_blocks")
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
+flags.DEFINE_enum(
+    "rule", "lstm", ["lstm", "mlp"],
+    "Rule family: lstm (the paper's coordinatewise LSTM, 80 floats of state per parameter) or mlp (a"
+    " per-parameter MLP correcting Adam's step, 5 floats; starts as Adam at --mlp_base_step).",
+)
+flags.DEFINE_integer("mlp_hidden_size", 16, "--rule=mlp: hidden units per layer.", lower_bound=1)
+flags.DEFINE_integer("mlp_num_hidden_layers", 1, "--rule=mlp: hidden layers.", lower_bound=1)
+flags.DEFINE_float("mlp_base_step", 1e-3, "--rule=mlp: the nominal (Adam) step size.", lower_bound=1e-12)
+flags.DEFINE_float("mlp_max_log_scale", 2.3, "--rule=mlp: the learned step factor lies in [e^-x, e^x].",
+                   lower_bound=1e-6)
+flags.DEFINE_boolean("mlp_use_params", True, "--rule=mlp: feed the parameter values to the MLP.")
 flags.DEFINE_integer("num_layers", 2, "LSTM layers.", lower_bound=1)
 flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)
 flags.DEFINE_enum("preprocessing", preprocess.LOG_SIGN, preprocess.PREPROCESSINGS, "Gradient preprocessing.")
@@ -134,8 +148,14 @@ def run_config(problem_description: dict) -> RunConfig:
     return RunConfig.from_settings(flag_value, num_replicas=1, command=command, problem_description=problem_description)
 
 
-def rule_config_from_flags() -> RuleConfig:
+def rule_config_from_flags() -> RuleConfig | MLPRuleConfig:
     """The rule architecture the flags give; a usage error naming the flag otherwise."""
+    if FLAGS.rule == "mlp":
+        names = [field.name for field in dataclasses.fields(MLPRuleConfig) if f"mlp_{field.name}" in FLAGS]
+        try:
+            return MLPRuleConfig(**{name: FLAGS[f"mlp_{name}"].value for name in names})
+        except ValueError as error:
+            common.usage_error(f"{error}; fix the flag --mlp_{str(error).split()[0]}")
     try:
         decays = tuple(float(b) for b in FLAGS.momentum_decays)
     except ValueError:
@@ -175,17 +195,22 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
     return rule_config, meta_config, options
 
 
-def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM:
+def build_rule(rule_config: RuleConfig | MLPRuleConfig, strategy: tf.distribute.Strategy | None) -> Rule:
     """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_optimizer if set."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+        rule = rule_families.make_rule(rule_config, seed=FLAGS.seed)
     if FLAGS.init_optimizer:
         try:
             start = export.load_any(FLAGS.init_optimizer)
         except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
-            warm_start(rule, start)
+            if isinstance(rule, MLPRule):
+                if start.config != rule.config:
+                    raise ValueError(f"cannot initialise a rule {rule.config} from a rule {start.config}")
+                rule.set_weights(start.get_weights(), FLAGS.init_optimizer)
+            else:
+                warm_start(rule, start)
         except ValueError as error:
             common.usage_error(f"--init_optimizer={FLAGS.init_optimizer}: {error}; pass matching architecture flags")
     return rule
@@ -211,8 +236,10 @@ def run(argv: list[str]) -> None:
     except ValueError as error:
         common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
     rule = build_rule(rule_config, strategy)
+    architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
+                    else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
     print(
-        f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
+        f"meta-training a {architecture} rule"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
         f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
         + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
