@@ -76,6 +76,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       coordinate_block_size: coordinates per rule call, ``0`` (default) for one call over all
         of them. The values do not depend on it; see "Speed" above for when blocks are faster.
       chunk_size: deprecated name of ``coordinate_block_size`` (a warning says so).
+      jit_compile_rule: run the rule step as its own XLA-compiled function, also when Keras
+        does not compile the train step (its default on CPU-only machines); ``None``
+        (default): as the rule prefers (``prefers_xla``: the mlp family, measured faster in
+        ``benchmarks/optimizer_cost.py``; the LSTM runs uncompiled unless Keras compiles).
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 
@@ -87,6 +91,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         state_dtype: str = "float32",
         coordinate_block_size: int = 0,
         chunk_size: int | None = None,
+        jit_compile_rule: bool | None = None,
         **kwargs: Any,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -104,6 +109,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"a {type(rule).__name__} keeps a step count in its state, which {state_dtype} cannot"
                              " hold exactly; use state_dtype='float32' (the default) for this rule")
         self.rule = rule
+        if jit_compile_rule is not None and not isinstance(jit_compile_rule, bool):
+            raise ValueError(f"jit_compile_rule must be True, False or None (the rule's choice), got {jit_compile_rule!r}")
+        self.jit_compile_rule = jit_compile_rule
+        self._compiled_rule_step = tf.function(self._rule_step_of_sizes, jit_compile=True)
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
         self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
@@ -150,8 +159,23 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         if len(sizes) == 1:
+            if self._jit_compiles_rule():
+                return self._compiled_rule_step(gradients, state, params, layout and layout.sizes)
             return self._rule_step_block(gradients, state, layout, params)
         return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
+
+    def _jit_compiles_rule(self) -> bool:
+        """Whether the rule step runs as its own XLA cluster: ``jit_compile_rule``, or if None
+        the rule's ``prefers_xla`` (the mlp family: its many small elementwise ops fuse)."""
+        if self.jit_compile_rule is None:
+            return bool(getattr(self.rule, "prefers_xla", False))
+        return self.jit_compile_rule
+
+    def _rule_step_of_sizes(
+        self, gradients: tf.Tensor, state: tf.Tensor, params: tf.Tensor | None, sizes: tuple[int, ...] | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``_rule_step_block`` with the layout given by its (static) sizes, for ``tf.function``."""
+        return self._rule_step_block(gradients, state, sizes and TensorLayout(sizes), params)
 
     def _rule_step_block(
         self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
@@ -245,6 +269,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
+        config["jit_compile_rule"] = self.jit_compile_rule
         config["rule"] = {"family": rule_families.family_of(self.rule.config), "config": self.rule.config.to_dict()}
         return config
 

@@ -3,7 +3,7 @@
 The paper's LSTM carries 80 floats of state per parameter and costs ~10k FLOPs per
 parameter per step. This family (``family = "mlp"``) keeps ``K + 2`` floats per parameter
 (K gradient averages, one second-moment average, one step counter; 5 by default, 20
-bytes) and runs a one-hidden-layer MLP of 16 units per parameter::
+bytes) and runs a one-hidden-layer MLP of 8 units per parameter::
 
     d      = Adam's direction from the first average and the second moment (bias-corrected)
     a, b   = tanh(MLP(coordinate features, per-tensor features))
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +44,19 @@ NUM_TENSOR_FEATURES = 2 + len(TIME_SCALES)  # consistency, time scales, log size
 _TINY = 1e-30  # keeps an all-zero tensor's RMS normalisation finite (0 * large = 0)
 
 
+def _whole_tensor_mean(values: tf.Tensor) -> tf.Tensor:
+    """The mean of all values: a scalar (the per-tensor mean of one tensor's slice)."""
+    return tf.reduce_mean(values)
+
+
+def _dot(columns: list[tf.Tensor], weights: list[tf.Tensor]) -> tf.Tensor:
+    """``sum_i columns[i] * weights[i]`` (one unit's pre-activation, column by column)."""
+    total = columns[0] * weights[0]
+    for column, weight in zip(columns[1:], weights[1:]):
+        total += column * weight
+    return total
+
+
 @dataclasses.dataclass(frozen=True)
 class MLPRuleConfig:
     """Architecture of a per-parameter MLP rule (``MLPRule``).
@@ -54,7 +67,7 @@ class MLPRuleConfig:
 
     family: ClassVar[str] = "mlp"
 
-    hidden_size: int = 16
+    hidden_size: int = 8
     num_hidden_layers: int = 1
     momentum_decays: tuple[float, ...] = (0.9, 0.99, 0.999)
     second_moment_decay: float = 0.999
@@ -137,6 +150,7 @@ class MLPRule(tf.Module):
     family = "mlp"
     needs_layout = True
     state_needs_float32 = True  # the step counter: bfloat16 stops counting at 256
+    prefers_xla = True  # LearnedOptimizer compiles the step: its many small elementwise ops fuse
 
     def __init__(self, config: MLPRuleConfig | None = None, seed: int = 0, name: str | None = None):
         super().__init__(name=name or "mlp_rule")
@@ -188,50 +202,79 @@ class MLPRule(tf.Module):
 
     def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor], layout: TensorLayout | None = None,
                    params: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """``step`` on the state as cells (``split_state``), as meta-training calls it."""
+        """``step`` on the state as cells (``split_state``), as meta-training calls it.
+
+        With a layout of Python-int sizes each tensor is updated on its own slice (its
+        reductions are plain means, its per-tensor features scalars);
+        with sizes given as a tensor (an exported rule's signature) the same values come
+        from segment reductions gathered back to the coordinates.
+        """
         if layout is None:
             raise ValueError("MLPRule normalises per tensor: pass layout=TensorLayout(sizes of the tensors)")
         if self.config.use_params and params is None:
             raise ValueError("this MLPRule reads the parameter values (use_params): pass params=")
+        state = cells[0]
+        t = tf.reduce_max(state[:, -1]) + 1.0  # the step count (coordinates skipped for NaN lag behind)
+        if params is None:
+            params = tf.zeros_like(gradients)
+        if layout.is_static:
+            parts = [
+                self._tensor_step(g, s, p, t, _whole_tensor_mean, tf.constant(math.log1p(size) / 10.0))
+                for g, s, p, size in zip(*(tf.split(x, layout.sizes) for x in (gradients, state, params)),
+                                          layout.sizes)
+            ]
+            update, averages = (tf.concat(list(part), axis=0) for part in zip(*parts))
+        else:
+            log_size = layout.broadcast(tf.math.log1p(tf.cast(layout.sizes_tensor(), tf.float32)) / 10.0)
+            update, averages = self._tensor_step(gradients, state, params, t, layout.spread_mean, log_size)
+        return update, [tf.concat([averages, tf.fill(tf.shape(averages[:, :1]), t)], axis=1)]
+
+    def _tensor_step(self, g: tf.Tensor, state: tf.Tensor, p: tf.Tensor, t: tf.Tensor,
+                     mean: Callable[[tf.Tensor], tf.Tensor], log_size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The ``[n]`` update and ``[n, K + 1]`` new averages of coordinates whose per-tensor
+        means ``mean`` gives (a scalar, or one per coordinate); ``t`` is the step count.
+
+        Everything is written on ``[n]`` columns, the MLP included (``_mlp``): under XLA the
+        whole step fuses into a few loops over the coordinates, 7x faster on CPU than
+        ``[n, F] x [F, H]`` matmuls with their ``[n, H]`` intermediates.
+        """
         config = self.config
         k = len(config.momentum_decays)
-        state = cells[0]
-        decays = tf.constant([*config.momentum_decays, config.second_moment_decay], tf.float32)
-        g = gradients[:, None]
-        averages = decays * state[:, : k + 1] + (1.0 - decays) * tf.concat([tf.tile(g, [1, k]), g * g], axis=1)
-        t = state[:, k + 1 :] + 1.0
-        corrections = 1.0 - tf.pow(decays, t)  # [N, K + 1] bias corrections
-        v_root = tf.sqrt(averages[:, k:]) + config.epsilon
-        normalised = averages[:, :k] / corrections[:, :k] * tf.sqrt(corrections[:, k:]) / v_root  # [N, K]
-        direction = normalised[:, :1]
-        raw = tf.concat([g] + ([params[:, None]] if config.use_params else []), axis=1)
-        squares = tf.concat([raw * raw, direction * direction, t], axis=1)
-        per_tensor = layout.mean(squares)  # [T, 2 + use_params]: g^2, (p^2), d^2, t
-        rms_scaled = raw * tf.math.rsqrt(layout.broadcast(per_tensor[:, : raw.shape[1]]) + _TINY)
-        adam_gradient = g * tf.sqrt(corrections[:, k:]) / v_root
-        coordinate = tf.concat([rms_scaled, adam_gradient, normalised], axis=1)
-        a, b = tf.unstack(self._mlp(coordinate, self._tensor_features(per_tensor, layout), layout), axis=1)
-        update = -config.base_step * (
-            direction[:, 0] * tf.exp(config.max_log_scale * a) + config.correction_scale * b
-        )
-        return update, [tf.concat([averages, t], axis=1)]
+        columns = tf.unstack(state, axis=1)
+        momenta = [b * m + (1.0 - b) * g for b, m in zip(config.momentum_decays, columns[:k])]
+        beta_2 = config.second_moment_decay
+        v = beta_2 * columns[k] + (1.0 - beta_2) * g * g
+        corrections = 1.0 - tf.pow(tf.constant([*config.momentum_decays, beta_2]), t)  # Keras Adam's
+        inverse_root = 1.0 / (tf.sqrt(v) + config.epsilon)
+        root_v_correction = tf.sqrt(corrections[k])
+        normalised = [m * (root_v_correction / corrections[i] * inverse_root) for i, m in enumerate(momenta)]
+        direction = normalised[0]  # Adam's direction
+        raw = [g, p] if config.use_params else [g]
+        features = [x * tf.math.rsqrt(mean(x * x) + _TINY) for x in raw]
+        features += [g * root_v_correction * inverse_root, *normalised]
+        times = tf.unstack(tf.tanh(t / tf.constant(TIME_SCALES)))
+        tensor = [tf.sqrt(mean(direction * direction)), *times, log_size]
+        a, b = self._mlp(features, tensor)
+        update = -config.base_step * (direction * tf.exp(config.max_log_scale * a) + config.correction_scale * b)
+        return update, tf.stack([*momenta, v], axis=1)
 
-    def _tensor_features(self, per_tensor: tf.Tensor, layout: TensorLayout) -> tf.Tensor:
-        """``[T, NUM_TENSOR_FEATURES]``: sqrt(mean d^2), tanh(t / s) per time scale, log(size) / 10."""
-        consistency = tf.sqrt(per_tensor[:, -2:-1])
-        t = per_tensor[:, -1:]
-        times = [tf.tanh(t / scale) for scale in TIME_SCALES]
-        size = tf.math.log(tf.cast(layout.sizes_tensor(), tf.float32) + 1.0)[:, None] / 10.0
-        return tf.concat([consistency, *times, size], axis=1)
-
-    def _mlp(self, coordinate: tf.Tensor, tensor: tf.Tensor, layout: TensorLayout) -> tf.Tensor:
-        """``[N, 2]`` bounded outputs ``tanh(a), tanh(b)``; the per-tensor features enter as a
-        per-tensor bias of the first layer."""
-        tensor_bias = tf.matmul(tensor, self.tensor_kernel) + self.input_bias
-        hidden = tf.nn.relu(tf.matmul(coordinate, self.coordinate_kernel) + layout.broadcast(tensor_bias))
-        for kernel, bias in zip(self.hidden_kernels, self.hidden_biases):
-            hidden = tf.nn.relu(tf.matmul(hidden, kernel) + bias)
-        return tf.tanh(tf.matmul(hidden, self.output_kernel) + self.output_bias)
+    def _mlp(self, features: list[tf.Tensor], tensor: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The bounded outputs ``tanh(a), tanh(b)`` (``[n]`` each) of the MLP on the coordinate
+        ``features`` and the per-tensor features ``tensor`` (scalars or ``[n]``), which enter
+        as a bias of the first layer. Written as sums of column-times-weight terms."""
+        weights = [tf.unstack(tf.reshape(w, [-1])) for w in self.weights()]
+        coordinate_kernel, tensor_kernel, input_bias = weights[:3]
+        hidden_size = self.config.hidden_size
+        hidden = [
+            tf.nn.relu(_dot(features, coordinate_kernel[j::hidden_size])
+                       + _dot(tensor, tensor_kernel[j::hidden_size]) + input_bias[j])
+            for j in range(hidden_size)
+        ]
+        layers = self.config.num_hidden_layers - 1
+        for kernel, bias in zip(weights[3 : 3 + layers], weights[3 + layers : 3 + 2 * layers]):
+            hidden = [tf.nn.relu(_dot(hidden, kernel[j::hidden_size]) + bias[j]) for j in range(hidden_size)]
+        output_kernel, output_bias = weights[-2:]
+        return tuple(tf.tanh(_dot(hidden, output_kernel[o::2]) + output_bias[o]) for o in range(2))
 
     def weights(self) -> list[tf.Variable]:
         """The weight variables in ``MLPRuleConfig.weight_shapes`` order."""

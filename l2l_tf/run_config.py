@@ -52,7 +52,7 @@ class Computation:
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
     rule: str = "lstm"  # the rule family (l2l_tf.rule_families); the mlp_* fields are its architecture
-    mlp_hidden_size: int = 16
+    mlp_hidden_size: int = 8
     mlp_num_hidden_layers: int = 1
     mlp_base_step: float = 1e-3
     mlp_max_log_scale: float = 2.3

@@ -99,7 +99,7 @@ flags.DEFINE_enum(
     "Rule family: lstm (the paper's coordinatewise LSTM, 80 floats of state per parameter) or mlp (a"
     " per-parameter MLP correcting Adam's step, 5 floats; starts as Adam at --mlp_base_step).",
 )
-flags.DEFINE_integer("mlp_hidden_size", 16, "--rule=mlp: hidden units per layer.", lower_bound=1)
+flags.DEFINE_integer("mlp_hidden_size", 8, "--rule=mlp: hidden units per layer.", lower_bound=1)
 flags.DEFINE_integer("mlp_num_hidden_layers", 1, "--rule=mlp: hidden layers.", lower_bound=1)
 flags.DEFINE_float("mlp_base_step", 1e-3, "--rule=mlp: the nominal (Adam) step size.", lower_bound=1e-12)
 flags.DEFINE_float("mlp_max_log_scale", 2.3, "--rule=mlp: the learned step factor lies in [e^-x, e^x].",
