@@ -102,7 +102,7 @@ class DistributedMetaTrainer:
             raise ValueError(f"need one seed per replica ({self.num_replicas}), got {len(seeds)}")
         problem, config = self.problem, self.config
         params = distributed.per_replica(self.strategy, lambda r: problem.flatten(problem.initial_params(seeds[r])))
-        state = distributed.per_replica(self.strategy, lambda r: self.rule.init_state(problem.num_coordinates))
+        state = distributed.per_replica(self.strategy, lambda r: self.trainer.unroll_rule.init_state(problem.num_coordinates))
         optimizee_state = distributed.per_replica(self.strategy, lambda r: problem.initial_state(seeds[r]))
         iterators = {r: self.trainer.run_batches(seeds[r]) for r in self.local_replicas}
         weights, length = config.step_weights(), config.unroll_length

@@ -1,6 +1,7 @@
 """Freeze a rule into a SavedModel (the l2l_tf rule file), and refuse unsafe targets.
 
-The SavedModel contract (format version 1), usable from plain TensorFlow:
+The SavedModel contract, format version 1 (one rule; what a single rule still exports as),
+usable from plain TensorFlow:
 
 - signature ``serving_default``: inputs ``gradients`` float32 ``[N]`` and ``state``
   float32 ``[N, S]``; outputs ``update`` float32 ``[N]`` (theta_new = theta + update)
@@ -8,20 +9,33 @@ The SavedModel contract (format version 1), usable from plain TensorFlow:
   normalise per tensor (family ``mlp``) also take ``tensor_sizes`` int32 ``[T]`` (the
   sizes of the tensors whose flattened gradients are concatenated in ``gradients``) and,
   if they read parameter values, ``params`` float32 ``[N]``; the metadata's ``inputs``
-  lists a file's inputs.
+  lists a file's step inputs.
 - signature ``init_state``: input ``num_coordinates`` int32 scalar; output ``state``
   float32 ``[N, S]`` (zeros).
 - signature ``metadata``: no inputs; output ``json``, a string holding the metadata
   below; the same JSON is the asset ``assets/l2l_tf_rule.json``.
-- metadata: ``format``, ``format_version``, ``family`` (``lstm`` or ``mlp``; absent in files
-  written before families: ``lstm``), ``rule`` (architecture and preprocessing),
-  ``state_size``, ``inputs``, ``problem``, ``training`` (the meta_train flags/command) and
-  ``evaluation`` (a summary, if given).
-- weights: the rule's variables ``rule/<name>`` (``config.weight_names()``: for the LSTM
-  ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel`` and ``rule/output_bias``)
-  of the checkpoint in ``variables/``.
+- metadata: ``format``, ``format_version``, ``family`` (``lstm`` or ``mlp``, see
+  ``rule_families``; absent in files written before families: ``lstm``), ``rule``
+  (``type``, architecture and preprocessing), ``state_size``, ``inputs``, ``problem``,
+  ``training`` (the meta_train flags/command) and ``evaluation`` (a summary, if given).
+- weights: the rule's variables ``rule/<name>`` for its ``config.weight_names()`` (for the
+  LSTM ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel`` and
+  ``rule/output_bias``) of the checkpoint in ``variables/``.
 
-l2l_tf itself loads a rule file as data only (``l2l_tf.rule_file``, re-exported here as
+Format version 2 (a rule set, ``l2l_tf.rule_sets.RuleSet``: several named rules in one folder):
+
+- signatures ``step_<name>`` and ``init_state_<name>`` for every rule ``<name>``, each as
+  ``serving_default`` and ``init_state`` above for that rule's own ``S``; ``metadata`` as
+  above. (No ``serving_default``: which coordinates a rule updates is the assignment's call.)
+- metadata: ``format``, ``format_version`` 2, ``rules`` (``{name: {type, architecture,
+  state_size}}``, in the set's order), ``assignment`` (``"conv_fc"``: convolution kernels to
+  rule ``conv``, everything else to ``fc``; or ``{fnmatch pattern on the variable path:
+  rule name}``, first match wins; each rule's entry also holds its ``inputs``), ``num_meta_parameters``, ``problem``, ``training``,
+  ``evaluation``.
+- weights: rule ``<name>``'s variables ``rules/<name>/kernels/<i>``, ... (as in version 1
+  with ``rules/<name>`` for ``rule``).
+
+Version-1 files load unchanged. l2l_tf itself loads a rule file as data only (``l2l_tf.rule_file``, re-exported here as
 ``load`` and ``read_metadata``): the signatures are for other TensorFlow users.
 """
 
@@ -43,53 +57,74 @@ from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract,
     FORMAT_VERSION,
     METADATA_ASSET,
     SUPPORTED_FORMAT_VERSIONS,
+    RULE_SET_FORMAT_VERSION,
     LoadedRule,
     RuleLoadError,
     load,
     read_metadata,
 )
 from l2l_tf.layout import TensorLayout, needs_layout, needs_params
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule
+
+AnyRule = Rule | RuleSet
 
 
 class UnsafeExportTargetError(ValueError):
     """An export folder that may not be replaced (it holds something other than a rule)."""
 
 
-class _RuleModule(tf.Module):
-    """What gets exported: the rule's weights and its step/init_state/metadata functions."""
+def _rule_functions(rule: Rule) -> tuple[Any, Any]:
+    """``rule``'s exported ``step`` and ``init_state`` functions (see the contract above)."""
 
-    def __init__(self, rule: Rule, metadata_json: str):
+    specs = step_input_specs(rule)
+
+    @tf.function(input_signature=list(specs.values()))
+    def step(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        named = dict(zip(specs, inputs))
+        extra = {}
+        if "tensor_sizes" in named:
+            extra["layout"] = TensorLayout(named["tensor_sizes"])
+        if "params" in named:
+            extra["params"] = named["params"]
+        update, new_state = rule.step(named["gradients"], named["state"], **extra)
+        return {"update": update, "state": new_state}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
+    def init_state(num_coordinates: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"state": rule.init_state(num_coordinates)}
+
+    return step, init_state
+
+
+class _RuleModule(tf.Module):
+    """What gets exported: the rule's (or rule set's) weights and its step/init_state/metadata
+    functions; ``exported`` names them as the contract's signatures."""
+
+    def __init__(self, rule: AnyRule, metadata_json: str):
         super().__init__(name="l2l_tf_rule_module")
-        self.rule = rule
         self._metadata_json = metadata_json
         self.metadata_asset = None
-        specs = step_input_specs(rule)
-
-        @tf.function(input_signature=list(specs.values()))
-        def step(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            named = dict(zip(specs, inputs))
-            extra = {}
-            if "tensor_sizes" in named:
-                extra["layout"] = TensorLayout(named["tensor_sizes"])
-            if "params" in named:
-                extra["params"] = named["params"]
-            update, new_state = self.rule.step(named["gradients"], named["state"], **extra)
-            return {"update": update, "state": new_state}
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
-        def init_state(num_coordinates: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"state": self.rule.init_state(num_coordinates)}
 
         @tf.function(input_signature=[])
         def metadata() -> dict[str, tf.Tensor]:
             return {"json": tf.constant(self._metadata_json)}
 
-        self.step, self.init_state, self.metadata = step, init_state, metadata
+        self.metadata = metadata
+        if isinstance(rule, RuleSet):
+            self.rules = dict(rule.rules)
+            functions = {name: _rule_functions(r) for name, r in rule.rules.items()}
+            self.exported = {f"{kind}_{name}": f for name, pair in functions.items()
+                             for kind, f in zip(("step", "init_state"), pair)}
+        else:
+            self.rule = rule
+            self.step, self.init_state = _rule_functions(rule)
+            self.exported = {"serving_default": self.step, "init_state": self.init_state}
+        self.exported["metadata"] = metadata
 
 
 def step_input_specs(rule: Rule) -> dict[str, tf.TensorSpec]:
-    """The ``serving_default`` signature's inputs for ``rule``, by name (see the module doc)."""
+    """The inputs of ``rule``'s exported step signature, by name (see the contract above)."""
     specs = {
         "gradients": tf.TensorSpec([None], tf.float32, name="gradients"),
         "state": tf.TensorSpec([None, rule.state_size], tf.float32, name="state"),
@@ -101,21 +136,30 @@ def step_input_specs(rule: Rule) -> dict[str, tf.TensorSpec]:
     return specs
 
 
+def _describe(rule: Rule) -> dict[str, Any]:
+    return {"type": rule_families.RULE_TYPES[rule_families.family_of(rule.config)], **rule.config.to_dict()}
+
+
 def build_metadata(
-    rule: Rule,
+    rule: AnyRule,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The metadata of ``rule``'s file (see the module doc)."""
-    family = rule_families.family_of(rule.config)
+    """The metadata of ``rule``'s file (see the contract above)."""
+    if isinstance(rule, RuleSet):
+        described = {
+            "format_version": RULE_SET_FORMAT_VERSION,
+            "rules": {name: {**_describe(r), "state_size": r.state_size, "inputs": list(step_input_specs(r))}
+                      for name, r in rule.rules.items()},
+            "assignment": rule.assignment_spec(),
+        }
+    else:
+        described = {"format_version": FORMAT_VERSION, "family": rule_families.family_of(rule.config),
+                     "rule": _describe(rule), "state_size": rule.state_size, "inputs": list(step_input_specs(rule))}
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "family": family,
-        "rule": {"type": rule_families.RULE_TYPES[family], **rule.config.to_dict()},
-        "state_size": rule.state_size,
-        "inputs": list(step_input_specs(rule)),
+        **described,
         "num_meta_parameters": rule.num_meta_parameters(),
         "problem": problem or {},
         "training": training or {},
@@ -125,7 +169,7 @@ def build_metadata(
 
 
 def export_rule(
-    rule: Rule,
+    rule: AnyRule,
     export_dir: str,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
@@ -148,15 +192,7 @@ def export_rule(
             f.write(metadata_json)
         module = _RuleModule(rule, metadata_json)
         module.metadata_asset = tf.saved_model.Asset(asset_source)
-        tf.saved_model.save(
-            module,
-            build_dir,
-            signatures={
-                "serving_default": module.step,
-                "init_state": module.init_state,
-                "metadata": module.metadata,
-            },
-        )
+        tf.saved_model.save(module, build_dir, signatures=dict(module.exported))
         shutil.rmtree(os.path.dirname(asset_source), ignore_errors=True)
         replace_directory(build_dir, export_dir)
     except BaseException:
@@ -183,7 +219,7 @@ def export_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None 
 
 
 
-def load_any(path: str) -> Rule:
+def load_any(path: str) -> AnyRule:
     """The rule wherever it is (what the binaries' ``--optimizer`` takes): an exported rule
     folder (read as data, nothing from it executed), else a meta_train save_path's best
     rule or a rule checkpoint folder (``checkpoints.load_rule``)."""

@@ -17,11 +17,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from l2l_tf import rule_sets
 from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, rule_step_cells
 from l2l_tf.meta_config import MetaConfig  # re-exported: l2l_tf.meta.MetaConfig
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
-from l2l_tf.sharding import CoordinateShards
 
 
 def step_batch(batches: Batch, t: int | tf.Tensor) -> Batch:
@@ -93,7 +94,7 @@ def _run_steps(
 
 
 def unroll_with_state(
-    rule: CoordinatewiseLSTM | CoordinateShards,
+    rule: CellRule,
     problem: Problem,
     params: tf.Tensor,
     state: tf.Tensor,
@@ -180,7 +181,8 @@ class UnrollResult:
 
 
 class MetaTrainer:
-    """Meta-trains ``rule`` on ``problem`` with truncated BPTT and Adam.
+    """Meta-trains ``rule`` (a rule, or a ``RuleSet`` whose rules train jointly) on
+    ``problem`` with truncated BPTT and Adam.
 
     The compiled unroll (``train_unroll``) is built once, with a fixed input signature,
     and holds no Python-side state, so it neither retraces nor blocks a
@@ -190,7 +192,7 @@ class MetaTrainer:
 
     def __init__(
         self,
-        rule: CoordinatewiseLSTM,
+        rule: CoordinatewiseLSTM | RuleSet,
         problem: Problem,
         config: MetaConfig,
         meta_optimizer_class: type[keras.optimizers.Adam] = keras.optimizers.Adam,
@@ -208,14 +210,13 @@ class MetaTrainer:
         self.meta_optimizer.build(rule.trainable_variables)
         self.skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
         n = problem.num_coordinates
-        # What the unroll steps: the rule itself, or its coordinate blocks as parallel chains.
-        self.unroll_rule: CellRule = rule
+        # What the unroll steps: the rule itself, its coordinate blocks as parallel chains, or
+        # a rule set bound to the problem's parameters (whose rules are checked in ``bind``).
         check_blockable(rule, f"--coordinate_blocks={config.coordinate_shards}", config.coordinate_shards > 1)
-        if config.coordinate_shards > 1:
-            self.unroll_rule = CoordinateShards(rule, n, config.coordinate_shards)
+        self.unroll_rule: CellRule = rule_sets.for_problem(rule, problem, config.coordinate_shards)
         self.unroll_signature = signature = [
             tf.TensorSpec([n], tf.float32),
-            tf.TensorSpec([n, rule.state_size], tf.float32),
+            tf.TensorSpec([n, self.unroll_rule.state_size], tf.float32),
             problem.stacked_batch_spec(config.unroll_length),
             tf.TensorSpec([config.unroll_length], tf.float32),
             tf.TensorSpec([problem.state_size], tf.float32),
@@ -248,7 +249,10 @@ class MetaTrainer:
                 self.config.recompute_segment,
                 optimizee_state,
             )
-        meta_gradients = tape.gradient(meta_loss, self.rule.trainable_variables)
+        # ZERO: a rule of a set that no parameter of this problem is assigned to stays as it is.
+        meta_gradients = tape.gradient(
+            meta_loss, self.rule.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
         return meta_loss, step_losses, meta_gradients, params, state, optimizee_state
 
     def _train_unroll(
@@ -298,7 +302,7 @@ class MetaTrainer:
         """
         params = self.problem.flatten(self.problem.initial_params(seed))
         optimizee_state = self.problem.initial_state(seed)
-        state = self.rule.init_state(self.problem.num_coordinates)
+        state = self.unroll_rule.init_state(self.problem.num_coordinates)
         weights = self.config.step_weights()
         length = self.config.unroll_length
         for index, batches in enumerate(self.run_batches(seed)):

@@ -6,7 +6,9 @@ Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
 state, runs the rule **once** over all coordinates (or once per block of
 ``coordinate_block_size`` coordinates),
-and splits the result back.
+and splits the result back. With a ``RuleSet`` (several named rules, e.g. the paper's
+conv/FC pair; ``l2l_tf.rule_sets``) each variable is assigned to one rule at ``build``, and
+each rule runs once per step over its variables' coordinates.
 
 Supported: float16, bfloat16, float32 and float64 variables (the rule computes in
 float32; updates are cast back to the variable's dtype), mixed precision (Keras keeps
@@ -48,6 +50,7 @@ step). Its effect on training is measured in ``benchmarks/RESULTS.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -55,8 +58,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, rule_families, rule_file, sharding
+from l2l_tf import catalog, rule_families, rule_file, rule_sets, sharding
 from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
+from l2l_tf.rule_sets import Assignment, RuleSet
 from l2l_tf.rules import Rule
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -69,23 +73,24 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     Args:
       rule: an ``l2l_tf.rules.Rule``, e.g. a ``CoordinatewiseLSTM`` (``LearnedOptimizer.load``
-        gives a ``LoadedRule``, one rebuilt in Python from a rule file's checked weights).
+        gives a ``LoadedRule``, one rebuilt in Python from a rule file's checked weights), or
+        an ``l2l_tf.rule_sets.RuleSet`` of several rules and the assignment of variables to them.
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
       state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
         ``"bfloat16"`` (half the memory).
       coordinate_block_size: coordinates per rule call, ``0`` (default) for one call over all
         of them. The values do not depend on it; see "Speed" above for when blocks are faster.
       chunk_size: deprecated name of ``coordinate_block_size`` (a warning says so).
-      jit_compile_rule: run the rule step as its own XLA-compiled function, also when Keras
+      jit_compile_rule: run each rule step as its own XLA-compiled function, also where Keras
         does not compile the train step (its default on CPU-only machines); ``None``
-        (default): as the rule prefers (``prefers_xla``: the mlp family, measured faster in
-        ``benchmarks/optimizer_cost.py``; the LSTM runs uncompiled unless Keras compiles).
+        (default): as the rule prefers (``prefers_xla``: the mlp family, 2x faster in
+        ``benchmarks/optimizer_cost.py``).
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 
     def __init__(
         self,
-        rule: Rule,
+        rule: Rule | RuleSet,
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
         state_dtype: str = "float32",
@@ -99,32 +104,47 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
         self.state_dtype = state_dtype
         self.coordinate_block_size = _block_size(coordinate_block_size, chunk_size)
-        if not isinstance(rule, Rule):
+        if not isinstance(rule, (Rule, RuleSet)):
             raise TypeError(
-                f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule (LearnedOptimizer.load(path)"
-                f" reads one), got {type(rule).__name__}"
+                f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule, or an l2l_tf.rule_sets.RuleSet"
+                f" (LearnedOptimizer.load(path) reads one), got {type(rule).__name__}"
             )
-        check_blockable(rule, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
-        if state_dtype != "float32" and getattr(rule, "state_needs_float32", False):
-            raise ValueError(f"a {type(rule).__name__} keeps a step count in its state, which {state_dtype} cannot"
-                             " hold exactly; use state_dtype='float32' (the default) for this rule")
-        self.rule = rule
+        for member in rule_sets.members(rule):
+            check_blockable(member, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
+            if state_dtype != "float32" and getattr(member, "state_needs_float32", False):
+                raise ValueError(f"a {type(member).__name__} keeps a step count in its state, which {state_dtype}"
+                                 " cannot hold exactly; use state_dtype='float32' (the default) for this rule")
         if jit_compile_rule is not None and not isinstance(jit_compile_rule, bool):
             raise ValueError(f"jit_compile_rule must be True, False or None (the rule's choice), got {jit_compile_rule!r}")
         self.jit_compile_rule = jit_compile_rule
-        self._compiled_rule_step = tf.function(self._rule_step_of_sizes, jit_compile=True)
+        self._compiled_steps: dict[int, Any] = {}  # XLA-compiled rule steps, by id(rule)
+        self.rule = rule
+        self.state_size = max(int(member.state_size) for member in rule_sets.members(rule))  # the widest rule's
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
-        self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
+        self._rule_names: list[str] = []  # with a RuleSet: each variable's rule (build)
 
     @classmethod
-    def load(cls, path: str, **kwargs: Any) -> LearnedOptimizer:
+    def load(cls, path: str, assignment: Assignment | None = None, **kwargs: Any) -> LearnedOptimizer:
         """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``,
         or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...).
+        A multi-rule export assigns variables as stored in it, or by ``assignment`` if given
+        (``l2l_tf.rule_sets``).
 
         Nothing from the file is executed: its metadata and weights are read as data and
         the rule is rebuilt in Python (``l2l_tf.rule_file``)."""
-        return cls(rule_file.load(catalog.resolve(path)), **kwargs)
+        rule = rule_file.load(catalog.resolve(path))
+        if assignment is not None:
+            if not isinstance(rule, RuleSet):
+                raise ValueError(f"{path} holds a single rule; assignment= is only for multi-rule exports")
+            rule = RuleSet(rule.rules, assignment)
+        return cls(rule, **kwargs)
+
+    def rule_of(self, variable: Any) -> Rule:
+        """The rule that updates ``variable`` (after ``build``)."""
+        if not isinstance(self.rule, RuleSet):
+            return self.rule
+        return self.rule.rules[self._rule_names[self._get_variable_index(variable)]]
 
     def build(self, variables: list) -> None:
         if self.built:
@@ -137,9 +157,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                     f" {variable.dtype}; supported: {SUPPORTED_DTYPES}"
                 )
         super().build(variables)
+        if isinstance(self.rule, RuleSet):
+            self._rule_names = self.rule.assign([v.path for v in variables], [tuple(v.shape) for v in variables])
         self._rule_states = [
             self.add_variable(
-                shape=(math.prod(variable.shape), self.state_size),
+                shape=(math.prod(variable.shape), self.rule_of(variable).state_size),
                 dtype=self.state_dtype,
                 name=f"{variable.path.replace('/', '_')}_rule_state",
             )
@@ -147,9 +169,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         ]
 
     def _rule_step(
-        self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
+        """``rule`` on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
         that need the ``layout`` or ``params`` run in one call), with the non-finite policy applied."""
         if self._rule_weights_pending:
             raise ValueError(
@@ -159,34 +181,31 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         if len(sizes) == 1:
-            if self._jit_compiles_rule():
-                return self._compiled_rule_step(gradients, state, params, layout and layout.sizes)
-            return self._rule_step_block(gradients, state, layout, params)
-        return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
+            if self.jit_compile_rule or (self.jit_compile_rule is None and getattr(rule, "prefers_xla", False)):
+                return self._compiled_step(rule)(gradients, state, params, layout and layout.sizes)
+            return self._rule_step_block(rule, gradients, state, layout, params)
+        return sharding.step_in_blocks(functools.partial(self._rule_step_block, rule), gradients, state, sizes)
 
-    def _jit_compiles_rule(self) -> bool:
-        """Whether the rule step runs as its own XLA cluster: ``jit_compile_rule``, or if None
-        the rule's ``prefers_xla`` (the mlp family: its many small elementwise ops fuse)."""
-        if self.jit_compile_rule is None:
-            return bool(getattr(self.rule, "prefers_xla", False))
-        return self.jit_compile_rule
+    def _compiled_step(self, rule: Rule) -> Any:
+        """``_rule_step_block`` of ``rule`` as an XLA-compiled function of
+        ``(gradients, state, params, static layout sizes)``."""
+        if id(rule) not in self._compiled_steps:
+            def step(gradients: tf.Tensor, state: tf.Tensor, params: Any, sizes: Any) -> tuple[tf.Tensor, tf.Tensor]:
+                return self._rule_step_block(rule, gradients, state, sizes and TensorLayout(sizes), params)
 
-    def _rule_step_of_sizes(
-        self, gradients: tf.Tensor, state: tf.Tensor, params: tf.Tensor | None, sizes: tuple[int, ...] | None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """``_rule_step_block`` with the layout given by its (static) sizes, for ``tf.function``."""
-        return self._rule_step_block(gradients, state, sizes and TensorLayout(sizes), params)
+            self._compiled_steps[id(rule)] = tf.function(step, jit_compile=True)
+        return self._compiled_steps[id(rule)]
 
     def _rule_step_block(
-        self, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
         params: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = rule_step(self.rule, tf.where(finite, gradients, 0.0), state, layout, params)
-        if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != self.state_size:
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params)
+        if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
-                f" [N, {self.state_size}] (a rule's step must keep its state width)"
+                f" [N, {rule.state_size}] (a rule's step must keep its state width)"
             )
         update = tf.where(finite, update, 0.0)
         new_state = tf.where(finite[:, None], new_state, state)
@@ -210,20 +229,36 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         )
 
     def _fused_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> tuple[list, list]:
-        """One rule call for all variables' coordinates (replaces Keras' per-variable
-        loop): each variable's additive update (its dtype) and new rule state."""
-        states = [self._rule_states[self._get_variable_index(v)] for v in trainable_variables]
+        """One call of each rule for all its variables' coordinates (replaces Keras'
+        per-variable loop): each variable's additive update (its dtype) and new rule state."""
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
+        updates: list[Any] = [None] * len(flat)
+        new_states: list[Any] = [None] * len(flat)
+        groups: dict[int, tuple[Rule, list[int]]] = {}
+        for i, variable in enumerate(trainable_variables):
+            rule = self.rule_of(variable)
+            groups.setdefault(id(rule), (rule, []))[1].append(i)
+        for rule, members in groups.values():
+            variables = [trainable_variables[i] for i in members]
+            group_updates, group_states = self._group_step(rule, variables, [flat[i] for i in members], learning_rate)
+            for i, update, state in zip(members, group_updates, group_states):
+                updates[i], new_states[i] = update, state
+        return updates, new_states
+
+    def _group_step(self, rule: Rule, variables: list, flat: list, learning_rate: Any) -> tuple[list, list]:
+        """One call of ``rule`` on ``variables``' concatenated flat gradients: their updates
+        and new rule states."""
+        states = [self._rule_states[self._get_variable_index(v)] for v in variables]
         sizes = [int(f.shape[0]) for f in flat]
         state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
         params = None
-        if needs_params(self.rule):
-            params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in trainable_variables], axis=0)
-        layout = TensorLayout(sizes) if needs_layout(self.rule) else None
-        update, new_state = self._rule_step(tf.concat(flat, axis=0), state, layout, params)
+        if needs_params(rule):
+            params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], axis=0)
+        layout = TensorLayout(sizes) if needs_layout(rule) else None
+        update, new_state = self._rule_step(rule, tf.concat(flat, axis=0), state, layout, params)
         update = update * tf.cast(learning_rate, tf.float32)
         updates = []
-        for variable, gradient, part in zip(trainable_variables, flat, tf.split(update, sizes)):
+        for variable, gradient, part in zip(variables, flat, tf.split(update, sizes)):
             part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
             decay = self._masked_weight_decay(variable, gradient, learning_rate)
             updates.append(part if decay is None else part - decay)
@@ -270,7 +305,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
         config["jit_compile_rule"] = self.jit_compile_rule
-        config["rule"] = {"family": rule_families.family_of(self.rule.config), "config": self.rule.config.to_dict()}
+        if isinstance(self.rule, RuleSet):
+            config["rule_set"] = self.rule.to_dict()
+        else:
+            config["rule"] = {"family": rule_families.family_of(self.rule.config), "config": self.rule.config.to_dict()}
         return config
 
     @classmethod
@@ -282,7 +320,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = dict(config)
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
-        rule, pending = _rule_from_config(config.pop("rule", None))
+        if "rule_set" in config:
+            rule: Rule | RuleSet = _rule_set_from_config(config.pop("rule_set"))
+            pending = True
+        else:
+            rule, pending = _rule_from_config(config.pop("rule", None))
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -301,7 +343,14 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
             source = "the rule weights in the .keras weights file"
-            self.rule = rule_file.rebuild(self.rule.config, [store[k] for k in rule_keys], source)
+            values = [store[k] for k in rule_keys]
+            if isinstance(self.rule, RuleSet):
+                try:
+                    rule_sets.set_weights(self.rule, values, source)
+                except ValueError as error:
+                    raise rule_file.RuleLoadError(str(error)) from error
+            else:
+                self.rule = rule_file.rebuild(self.rule.config, values, source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
 
@@ -334,6 +383,14 @@ def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
     if "weights" not in spec:
         return rule_families.make_rule(config), True
     return rule_file.rebuild(config, spec["weights"], source), False
+
+
+def _rule_set_from_config(spec: Any) -> RuleSet:
+    """The rule set of a ``.keras`` optimizer config (weights to come: ``load_own_variables``)."""
+    try:
+        return rule_sets.from_description(spec, "the LearnedOptimizer config (.keras file)")
+    except ValueError as error:
+        raise rule_file.RuleLoadError(str(error)) from error
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

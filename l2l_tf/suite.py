@@ -29,7 +29,7 @@ from l2l_tf.evaluation import (
     evaluate_baseline,
     evaluate_rule,
     trajectory,
-    tune,
+    tune_all,
 )
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import Rule
@@ -114,10 +114,10 @@ def run_baselines(problem: Problem, settings: dict[str, Any], jit_compile: bool 
     """Tunes and evaluates ``settings["baselines"]`` on ``problem``, plus Adam at its default
     learning rate; ``(rows by name, tuning records)``."""
     steps, evaluation = settings["num_steps"], settings["evaluation_seeds"]
-    rows, tuning, runners = {}, {}, {}
-    for name in settings["baselines"]:
-        runners[name] = BaselineRunner(name, problem, steps, jit_compile)
-        tuned = tune(runners[name], settings["tuning_seeds"], settings["learning_rate_grid"])
+    runners = {name: BaselineRunner(name, problem, steps, jit_compile) for name in settings["baselines"]}
+    rows, tuning = {}, {}
+    tuned_all = tune_all(list(runners.values()), settings["tuning_seeds"], settings["learning_rate_grid"])
+    for name, tuned in zip(runners, tuned_all):
         tuning[name] = {"best_learning_rate": tuned.best_learning_rate,
                         "scores": {str(lr): score for lr, score in tuned.scores.items()}}
         rows[name] = Row.from_result(evaluate_baseline(runners[name], evaluation, tuned.best_learning_rate))
@@ -135,19 +135,21 @@ def run_rule(name: str, rule: Rule, problem: Problem, num_steps: int, seeds: Seq
     return Row.from_result(evaluate_rule(name, RuleRunner(rule, problem, num_steps, jit_compile), seeds))
 
 
-class ChunkedRuleRunner:
+class ChunkedRuleRunner(RuleRunner):
     """Runs a rule for many horizons in chunks of ``chunk`` steps (one compiled chunk; the
-    rule's state carried in a variable between chunks), for the stability check."""
+    rule's state carried in a variable between chunks), for the stability check. Steps as
+    ``RuleRunner`` does (rule sets, layouts)."""
 
     def __init__(self, rule: Rule, problem: Problem, chunk: int, jit_compile: bool = True):
-        self.rule, self.problem, self.chunk = rule, problem, chunk
-        self.rule_state = tf.Variable(rule.init_state(problem.num_coordinates), name="rule_state")
+        super().__init__(rule, problem, chunk, jit_compile)
+        self.chunk = chunk
+        self.rule_state = tf.Variable(self.rule.init_state(problem.num_coordinates), name="rule_state")
         self._run_chunk = tf.function(self._chunk, jit_compile=jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        update, state = self.rule.step(gradients, state)
+        params, state = super()._advance(params, gradients, state)
         self.rule_state.assign(state)
-        return params + update, state
+        return params, state
 
     def _chunk(self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Any) -> tuple[tf.Tensor, ...]:
         return trajectory(self.problem, self.chunk, params, batches, tf.convert_to_tensor(self.rule_state),

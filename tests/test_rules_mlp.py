@@ -129,7 +129,7 @@ def test_files_without_a_family_are_lstm_rules_and_unknown_families_are_refused(
     asset = os.path.join(path, "assets", rule_file.METADATA_ASSET)
     metadata = json.load(open(asset))
     json.dump({**metadata, "family": "transformer"}, open(asset, "w"))
-    with pytest.raises(rule_file.RuleLoadError, match="'family' is 'transformer', not one of"):
+    with pytest.raises(rule_file.RuleLoadError, match="'family' is 'transformer' but 'rule.type' is 'per_parameter_mlp'"):
         export.load(path)
 
 

@@ -68,6 +68,10 @@ def build_problems(tasks: list[Task]) -> list:
         raise  # unreachable
 
 
+# What the rule's runs share with reused baselines; the baselines' own tuning settings come from the file.
+REUSE_KEYS = ("problem", "num_steps", "evaluation_seeds")
+
+
 def reused_records(tasks: list[Task], settings: list[dict]) -> dict[str, suite.TaskRecord]:
     """The baseline records of --baseline_results for every task, checked against ``settings``."""
     path = FLAGS.baseline_results
@@ -82,7 +86,7 @@ def reused_records(tasks: list[Task], settings: list[dict]) -> dict[str, suite.T
         common.usage_error(f"--baseline_results={path} has no baselines for tasks {missing}; run them without it")
     for task, wanted in zip(tasks, settings):
         have = records[task.name].settings
-        for key in wanted:
+        for key in REUSE_KEYS:
             if have.get(key) != wanted[key]:
                 common.usage_error(f"--baseline_results={path}: task {task.name} was run with another {key}"
                                    f" ({have.get(key)}); rerun its baselines or pass the same flags")
@@ -92,7 +96,7 @@ def reused_records(tasks: list[Task], settings: list[dict]) -> dict[str, suite.T
 def evaluate_task(task: Task, problem, settings: dict, reused: suite.TaskRecord | None, rule) -> suite.TaskRecord:
     """One task's record: baselines (run or reused), the rule and its stability runs."""
     if reused is not None:
-        baselines, tuning = reused.baselines, reused.tuning
+        baselines, tuning, settings = reused.baselines, reused.tuning, reused.settings
     else:
         baselines, tuning = suite.run_baselines(problem, settings, FLAGS.jit_compile)
     record = suite.TaskRecord(task.name, settings, baselines, tuning)

@@ -26,11 +26,12 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from l2l_tf import distributed, export, preprocess, rule_families, sharding
+from l2l_tf import distributed, export, preprocess, rule_sets, sharding
 from l2l_tf.cli import common
 from l2l_tf.meta_config import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
-from l2l_tf.rules import Rule, RuleConfig, warm_start
-from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
+from l2l_tf.rule_sets import RuleSet
+from l2l_tf.rules import Rule, RuleConfig
+from l2l_tf.rules_mlp import MLPRuleConfig
 from l2l_tf.run_config import RunConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 
@@ -117,6 +118,13 @@ flags.DEFINE_list(
     " without them, the new inputs start with zero weight.",
 )
 flags.DEFINE_enum(
+    "rule_set", "single", list(rule_sets.RULE_SETS),
+    "single: one rule for every parameter. conv_fc (the paper's conv-net optimizer): two rules of the"
+    " architecture above, trained jointly, one for the convolution kernels and one for every other"
+    " parameter (biases, BatchNorm, dense layers); see l2l_tf/rule_sets.py. With --init_optimizer a"
+    " single rule, both start from it.",
+)
+flags.DEFINE_enum(
     "distribution", "none", list(distributed.DISTRIBUTIONS),
     "none: one device. mirrored: every GPU of this machine (tf.distribute.MirroredStrategy)."
     " multi_worker: the workers named by the TF_CONFIG environment variable"
@@ -195,22 +203,18 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
     return rule_config, meta_config, options
 
 
-def build_rule(rule_config: RuleConfig | MLPRuleConfig, strategy: tf.distribute.Strategy | None) -> Rule:
-    """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_optimizer if set."""
+def build_rule(rule_config: RuleConfig | MLPRuleConfig, strategy: tf.distribute.Strategy | None) -> Rule | RuleSet:
+    """A fresh rule or rule set (--rule, --rule_set; in the strategy's scope: mirrored),
+    warm-started with --init_optimizer if set."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        rule = rule_families.make_rule(rule_config, seed=FLAGS.seed)
+        rule = rule_sets.make(FLAGS.rule_set, rule_config, seed=FLAGS.seed)
     if FLAGS.init_optimizer:
         try:
             start = export.load_any(FLAGS.init_optimizer)
         except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
-            if isinstance(rule, MLPRule):
-                if start.config != rule.config:
-                    raise ValueError(f"cannot initialise a rule {rule.config} from a rule {start.config}")
-                rule.set_weights(start.get_weights(), FLAGS.init_optimizer)
-            else:
-                warm_start(rule, start)
+            rule_sets.warm_start(rule, start)
         except ValueError as error:
             common.usage_error(f"--init_optimizer={FLAGS.init_optimizer}: {error}; pass matching architecture flags")
     return rule
@@ -236,10 +240,11 @@ def run(argv: list[str]) -> None:
     except ValueError as error:
         common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
     rule = build_rule(rule_config, strategy)
+    rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
     architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
                     else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
     print(
-        f"meta-training a {architecture} rule"
+        f"meta-training a {architecture} rule{rules}"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
         f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
         + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),

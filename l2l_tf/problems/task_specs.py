@@ -28,7 +28,7 @@ from l2l_tf.problems.task_data import DATA, load_data
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu")
 
 
-def _check_common(name: str, batch_size: int, init_stddev: float | None, loss_scale: float) -> None:
+def _check_scales(name: str, batch_size: int, init_stddev: float | None, loss_scale: float) -> None:
     if batch_size < 1:
         raise ValueError(f"task {name}: batch_size must be >= 1, got {batch_size}")
     if init_stddev is not None and not init_stddev > 0:
@@ -44,62 +44,67 @@ def _scaled_loss(regression: bool, loss_scale: float):
     return lambda labels, outputs: loss_scale * base(labels, outputs)
 
 
-def _keras_problem(name: str, model_fn, data: str, batch_size: int, init_stddev: float | None,
-                   loss_scale: float, description: dict, data_source: str, data_dir: str | None) -> KerasProblem:
-    """A ``KerasProblem`` on data variant ``data`` (regression data: mean squared error, no test metrics)."""
-    train, test = load_data(data, data_source, data_dir)
-    regression = DATA[data].regression
-    return KerasProblem(
-        model_fn, train, None if regression else test, loss_fn=_scaled_loss(regression, loss_scale),
-        batch_size=batch_size, init_stddev=init_stddev, name=name,
-        description={**description, "data": data, "data_source": data_source, "loss_scale": loss_scale},
-    )
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkTask:
+    """What every network task sets (keywords only): data variant, minibatch size,
+    initialisation scale (None: Keras' initialisers) and loss scale."""
 
-
-@dataclasses.dataclass(frozen=True)
-class MLPTask:
-    """A multi-layer perceptron ``inputs -> hidden... -> outputs`` on data variant ``data``."""
-
-    hidden: tuple[int, ...]
-    activation: str
     data: str = "digits"
     batch_size: int = 128
-    init_stddev: float | None = 0.01
-    loss_scale: float = 1.0
-
-    def check(self, name: str) -> None:
-        _check_common(name, self.batch_size, self.init_stddev, self.loss_scale)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"task {name}: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.data not in DATA or not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"task {name}: needs known data ({sorted(DATA)}) and hidden sizes >= 1")
-
-    def build(self, name: str, data_source: str = TFDS, data_dir: str | None = None) -> Problem:
-        spec = DATA[self.data]
-        return _keras_problem(
-            name, lambda: mlp(self.hidden, self.activation, spec.inputs, spec.classes), self.data, self.batch_size,
-            self.init_stddev, self.loss_scale, {"hidden": list(self.hidden), "activation": self.activation},
-            data_source, data_dir,
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvTask:
-    """A conv net (``conv.conv_net``: conv/[BatchNorm]/ReLU/max-pool blocks, one dense layer)."""
-
-    channels: tuple[int, ...]
-    batch_norm: bool
-    data: str = "digits14"
-    kernel_size: int = 3
-    hidden: int = 32
-    batch_size: int = 64
     init_stddev: float | None = None
     loss_scale: float = 1.0
 
     def check(self, name: str) -> None:
-        _check_common(name, self.batch_size, self.init_stddev, self.loss_scale)
-        if self.data not in DATA or not self.channels or min(self.channels) < 1:
-            raise ValueError(f"task {name}: needs known data ({sorted(DATA)}) and channels >= 1")
+        _check_scales(name, self.batch_size, self.init_stddev, self.loss_scale)
+        if self.data not in DATA:
+            raise ValueError(f"task {name}: needs known data ({sorted(DATA)}), got {self.data!r}")
+
+    def keras_problem(self, name: str, model_fn, description: dict, data_source: str, data_dir: str | None) -> KerasProblem:
+        """A ``KerasProblem`` of ``model_fn`` on the task's data (regression: mean squared error, no test metrics)."""
+        train, test = load_data(self.data, data_source, data_dir)
+        regression = DATA[self.data].regression
+        return KerasProblem(
+            model_fn, train, None if regression else test, loss_fn=_scaled_loss(regression, self.loss_scale),
+            batch_size=self.batch_size, init_stddev=self.init_stddev, name=name,
+            description={**description, "data": self.data, "data_source": data_source, "loss_scale": self.loss_scale},
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPTask(NetworkTask):
+    """A multi-layer perceptron ``inputs -> hidden... -> outputs`` on data variant ``data``."""
+
+    hidden: tuple[int, ...]
+    activation: str
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"task {name}: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"task {name}: hidden sizes must be >= 1, got {self.hidden}")
+
+    def build(self, name: str, data_source: str = TFDS, data_dir: str | None = None) -> Problem:
+        spec = DATA[self.data]
+        return self.keras_problem(
+            name, lambda: mlp(self.hidden, self.activation, spec.inputs, spec.classes),
+            {"hidden": list(self.hidden), "activation": self.activation}, data_source, data_dir,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvTask(NetworkTask):
+    """A conv net (``conv.conv_net``: conv/[BatchNorm]/ReLU/max-pool blocks, one dense layer)."""
+
+    channels: tuple[int, ...]
+    batch_norm: bool
+    kernel_size: int = 3
+    hidden: int = 32
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"task {name}: channels must be >= 1, got {self.channels}")
         DATA[self.data].image_shape()  # raises for non-image data
 
     def build(self, name: str, data_source: str = TFDS, data_dir: str | None = None) -> Problem:
@@ -109,8 +114,7 @@ class ConvTask:
         )
         description = {"channels": list(self.channels), "batch_norm": self.batch_norm,
                        "kernel_size": self.kernel_size, "hidden": self.hidden}
-        return _keras_problem(name, model_fn, self.data, self.batch_size, self.init_stddev, self.loss_scale,
-                              description, data_source, data_dir)
+        return self.keras_problem(name, model_fn, description, data_source, data_dir)
 
 
 class ScaledQuadratic(Quadratic):
@@ -137,7 +141,7 @@ class QuadraticTask:
     loss_scale: float = 1.0
 
     def check(self, name: str) -> None:
-        _check_common(name, self.functions, self.init_stddev, self.loss_scale)
+        _check_scales(name, self.functions, self.init_stddev, self.loss_scale)
         if self.dims < 1:
             raise ValueError(f"task {name}: dims must be >= 1, got {self.dims}")
 
