@@ -52,18 +52,18 @@ import tensorflow as tf
 
 from l2l_tf import checkpoints, rule_families
 from l2l_tf.checkpoints import replace_directory
+from l2l_tf.layout import TensorLayout, needs_layout, needs_params
 from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract, re-exported)
     FORMAT,
     FORMAT_VERSION,
     METADATA_ASSET,
-    SUPPORTED_FORMAT_VERSIONS,
     RULE_SET_FORMAT_VERSION,
+    SUPPORTED_FORMAT_VERSIONS,
     LoadedRule,
     RuleLoadError,
     load,
     read_metadata,
 )
-from l2l_tf.layout import TensorLayout, needs_layout, needs_params
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule
 

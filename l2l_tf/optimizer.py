@@ -52,13 +52,12 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, rule_families, rule_file, rule_sets, sharding
+from l2l_tf import catalog, optimizer_config, rule_families, rule_file, rule_sets, sharding
 from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
 from l2l_tf.rule_sets import Assignment, RuleSet
 from l2l_tf.rules import Rule
@@ -103,7 +102,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
         self.state_dtype = state_dtype
-        self.coordinate_block_size = _block_size(coordinate_block_size, chunk_size)
+        self.coordinate_block_size = optimizer_config.block_size(coordinate_block_size, chunk_size)
         if not isinstance(rule, (Rule, RuleSet)):
             raise TypeError(
                 f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule, or an l2l_tf.rule_sets.RuleSet"
@@ -321,10 +320,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
         if "rule_set" in config:
-            rule: Rule | RuleSet = _rule_set_from_config(config.pop("rule_set"))
+            rule: Rule | RuleSet = optimizer_config.rule_set_from_config(config.pop("rule_set"))
             pending = True
         else:
-            rule, pending = _rule_from_config(config.pop("rule", None))
+            rule, pending = optimizer_config.rule_from_config(config.pop("rule", None))
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -353,44 +352,6 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 self.rule = rule_file.rebuild(self.rule.config, values, source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
-
-
-def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
-    """The checked ``coordinate_block_size``, or the deprecated ``chunk_size`` (with a warning)."""
-    if chunk_size is not None:
-        warnings.warn("LearnedOptimizer(chunk_size=...) is deprecated; use coordinate_block_size=..."
-                      " (same meaning)", DeprecationWarning, stacklevel=3)
-        if coordinate_block_size:
-            raise ValueError("pass coordinate_block_size only (chunk_size is its deprecated name)")
-        coordinate_block_size = chunk_size
-    value = coordinate_block_size
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"coordinate_block_size must be 0 (one call) or a positive int, got {value!r}")
-    return value
-
-
-def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
-    """The rule of a ``.keras`` optimizer config and whether its weights are still to come
-    (``load_own_variables``): the compact config holds only the architecture, an older
-    one also the weights, checked before anything of that size is allocated."""
-    source = "the LearnedOptimizer config (.keras file)"
-    if not isinstance(spec, dict) or "config" not in spec:
-        raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
-    try:  # configs written before families hold an LSTM's
-        config = rule_families.config_from_dict(spec["config"], spec.get("family", rule_families.DEFAULT_FAMILY))
-    except ValueError as error:
-        raise rule_file.RuleLoadError(f"{source}: {error}") from error
-    if "weights" not in spec:
-        return rule_families.make_rule(config), True
-    return rule_file.rebuild(config, spec["weights"], source), False
-
-
-def _rule_set_from_config(spec: Any) -> RuleSet:
-    """The rule set of a ``.keras`` optimizer config (weights to come: ``load_own_variables``)."""
-    try:
-        return rule_sets.from_description(spec, "the LearnedOptimizer config (.keras file)")
-    except ValueError as error:
-        raise rule_file.RuleLoadError(str(error)) from error
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

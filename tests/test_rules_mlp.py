@@ -127,8 +127,10 @@ def test_files_without_a_family_are_lstm_rules_and_unknown_families_are_refused(
     assert "family" not in shipped.metadata and isinstance(shipped, CoordinatewiseLSTM)
     path = export.export_rule(MLPRule(), str(tmp_path / "rule"))
     asset = os.path.join(path, "assets", rule_file.METADATA_ASSET)
-    metadata = json.load(open(asset))
-    json.dump({**metadata, "family": "transformer"}, open(asset, "w"))
+    with open(asset) as f:
+        metadata = json.load(f)
+    with open(asset, "w") as f:
+        json.dump({**metadata, "family": "transformer"}, f)
     with pytest.raises(rule_file.RuleLoadError, match="'family' is 'transformer' but 'rule.type' is 'per_parameter_mlp'"):
         export.load(path)
 
@@ -162,3 +164,18 @@ def test_rule_checkpoints_keep_the_family(tmp_path):
     assert isinstance(restored, MLPRule) and restored.config == rule.config
     for ours, theirs in zip(rule.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_meta_train_binary_trains_exports_and_resumes_an_mlp_rule(tmp_path):
+    from test_binaries import run_binary
+
+    save, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+    flags = ["--rule=mlp", "--mlp_hidden_size=4", "--problem=quadratic", f"--save_path={save}", "--num_steps=20",
+             "--unroll_length=10", "--validation_every=2", "--validation_runs=2"]
+    result = run_binary("meta_train", *flags, "--num_runs=2", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "meta-training a 1x4 MLP rule" in result.stdout
+    loaded = export.load(export_dir)
+    assert isinstance(loaded, MLPRule) and loaded.config.hidden_size == 4
+    changed = run_binary("meta_train", *flags[1:], "--num_runs=3")  # the LSTM family: refused
+    assert changed.returncode != 0 and "rule: 'mlp' -> 'lstm'" in changed.stderr
