@@ -50,8 +50,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+class JsonConfig:
+    """JSON (de)serialisation of a rule-config dataclass with a ``momentum_decays`` tuple."""
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["momentum_decays"] = list(self.momentum_decays)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """The config of ``to_dict``'s object; ``RuleConfigError`` naming unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(values, dict):
+            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
+        unknown = set(values) - known
+        if unknown:
+            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
 @dataclasses.dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(JsonConfig):
     """Architecture and hyper-parameters of a coordinatewise LSTM rule."""
 
     family: ClassVar[str] = "lstm"  # see l2l_tf.rule_families
@@ -120,20 +140,6 @@ class RuleConfig:
         layers = range(self.num_layers)
         return [*[f"kernels/{i}" for i in layers], *[f"biases/{i}" for i in layers], "output_kernel", "output_bias"]
 
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["momentum_decays"] = list(self.momentum_decays)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RuleConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(values, dict):
-            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
-        unknown = set(values) - known
-        if unknown:
-            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @runtime_checkable
@@ -204,7 +210,38 @@ def check_weight_values(config: RuleConfig, values: Sequence[Any], source: str) 
     return arrays
 
 
-class CoordinatewiseLSTM(tf.Module):
+class RuleModule(tf.Module):
+    """What the rule families' ``tf.Module``s share: zero initial state of ``config.state_size``
+    columns and the weights' (de)serialisation in ``weights()`` order."""
+
+    config: Any
+
+    def weights(self) -> list[tf.Variable]:
+        raise NotImplementedError
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
+        """Zero state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
+        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights' values as float32 arrays, in ``weights()`` order."""
+        return [variable.numpy() for variable in self.weights()]
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
+        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
+        names where they came from in errors."""
+        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
+            variable.assign(array)
+
+    def num_meta_parameters(self) -> int:
+        return int(sum(v.shape.num_elements() for v in self.trainable_variables))
+
+
+class CoordinatewiseLSTM(RuleModule):
     """A stacked LSTM applied independently to every coordinate, with shared weights.
 
     Each layer computes all four gates with a single matmul of ``[x, h]`` against a
@@ -241,14 +278,6 @@ class CoordinatewiseLSTM(tf.Module):
                 name="output/kernel",
             )
             self.output_bias = tf.Variable(tf.zeros([1]), name="output/bias")
-
-    @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
-    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
-        """Zero recurrent state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
-        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
         """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each
@@ -315,18 +344,6 @@ class CoordinatewiseLSTM(tf.Module):
         """The weight variables in ``RuleConfig.weight_shapes`` order."""
         return [*self.kernels, *self.biases, self.output_kernel, self.output_bias]
 
-    def get_weights(self) -> list[np.ndarray]:
-        """The weights' values as float32 arrays, in ``weights()`` order."""
-        return [variable.numpy() for variable in self.weights()]
-
-    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
-        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
-        names where they came from in errors."""
-        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
-            variable.assign(array)
-
-    def num_meta_parameters(self) -> int:
-        return int(sum(v.shape.num_elements() for v in self.trainable_variables))
 
 
 def warm_start(rule: CoordinatewiseLSTM, source: CoordinatewiseLSTM) -> None:

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
-import numpy as np
 import tensorflow as tf
 
 from l2l_tf.layout import TensorLayout
-from l2l_tf.rules import RuleConfigError, _is_number, check_weight_values
+from l2l_tf.rules import JsonConfig, RuleConfigError, RuleModule, _is_number
 
 MAX_HIDDEN_LAYERS = 4
 MAX_MLP_HIDDEN_SIZE = 256
@@ -58,7 +57,7 @@ def _dot(columns: list[tf.Tensor], weights: list[tf.Tensor]) -> tf.Tensor:
 
 
 @dataclasses.dataclass(frozen=True)
-class MLPRuleConfig:
+class MLPRuleConfig(JsonConfig):
     """Architecture of a per-parameter MLP rule (``MLPRule``).
 
     ``momentum_decays[0]`` is the nominal direction's first-moment decay (Adam's beta_1),
@@ -127,23 +126,8 @@ class MLPRuleConfig:
             "output_kernel", "output_bias",
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["momentum_decays"] = list(self.momentum_decays)
-        return values
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MLPRuleConfig:
-        if not isinstance(values, dict):
-            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise RuleConfigError(f"unknown mlp rule config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
-
-
-class MLPRule(tf.Module):
+class MLPRule(RuleModule):
     """The per-parameter MLP rule of ``config`` (a ``rules.Rule`` and ``CellRule`` that
     needs the tensor layout, and the parameter values when ``config.use_params``)."""
 
@@ -175,16 +159,8 @@ class MLPRule(tf.Module):
         return tf.random.stateless_uniform(shape, seed=seed, minval=-limit, maxval=limit)
 
     @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
-    @property
     def needs_params(self) -> bool:
         return self.config.use_params
-
-    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
-        """Zero averages and step counts: ``[N, state_size]``."""
-        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
         """The state as one cell (it is only a few columns wide)."""
@@ -280,14 +256,3 @@ class MLPRule(tf.Module):
         """The weight variables in ``MLPRuleConfig.weight_shapes`` order."""
         return [self.coordinate_kernel, self.tensor_kernel, self.input_bias, *self.hidden_kernels,
                 *self.hidden_biases, self.output_kernel, self.output_bias]
-
-    def get_weights(self) -> list[np.ndarray]:
-        return [variable.numpy() for variable in self.weights()]
-
-    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
-        """Assigns ``values`` (``get_weights`` order) after ``rules.check_weight_values``."""
-        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
-            variable.assign(array)
-
-    def num_meta_parameters(self) -> int:
-        return int(sum(v.shape.num_elements() for v in self.trainable_variables))

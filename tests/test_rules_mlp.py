@@ -59,7 +59,7 @@ def test_config_checks_and_the_state_limit():
         MLPRuleConfig(momentum_decays=(0.5,) * 7)
     with pytest.raises(RuleConfigError, match="hidden_size must be an integer in"):
         MLPRuleConfig(hidden_size=0)
-    with pytest.raises(RuleConfigError, match="unknown mlp rule config keys"):
+    with pytest.raises(RuleConfigError, match="unknown rule config keys"):
         MLPRuleConfig.from_dict({"num_layers": 2})
     with pytest.raises(ValueError, match="pass layout="):
         MLPRule().step(tf.ones([3]), MLPRule().init_state(3))
