@@ -118,9 +118,24 @@ def needs_params(rule: Rule) -> bool:
     return bool(getattr(rule, "needs_params", False))
 
 
-def _optional_inputs(rule: Rule, layout: TensorLayout | None, params: tf.Tensor | None) -> dict[str, Any]:
-    """The keyword inputs ``rule`` declares, checked to be given."""
-    inputs: dict[str, Any] = {}
+def has_global_cells(rule: Rule) -> bool:
+    """Whether ``rule`` reads a statistic over all coordinates (``rules.CoordinatewiseLSTM``
+    with ``gac_cells``: ``global_context``); false if undeclared."""
+    return bool(getattr(rule, "has_global_cells", False))
+
+
+def global_context(rule: Rule, blocks: Sequence[list[tf.Tensor]]) -> tf.Tensor | None:
+    """The all-coordinate statistic a rule with global cells reads (``None`` for other rules),
+    from the cells (``split_state``) of every block of the coordinates it is about to step:
+    what callers that cut the coordinates into blocks pass to each block as ``context=``."""
+    return rule.global_context(blocks) if has_global_cells(rule) else None
+
+
+def _optional_inputs(rule: Rule, layout: TensorLayout | None, params: tf.Tensor | None,
+                     context: tf.Tensor | None = None) -> dict[str, Any]:
+    """The keyword inputs ``rule`` declares, checked to be given (and a global-cell rule's
+    ``context``, when the caller computed it over all coordinates: ``rules.global_context``)."""
+    inputs: dict[str, Any] = {} if context is None else {"context": context}
     if needs_layout(rule):
         if layout is None:
             raise ValueError(f"{type(rule).__name__} normalises per tensor and needs layout= (a TensorLayout)")
@@ -133,9 +148,9 @@ def _optional_inputs(rule: Rule, layout: TensorLayout | None, params: tf.Tensor 
 
 
 def rule_step(rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
-              params: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+              params: tf.Tensor | None = None, context: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """``rule.step``, given the layout and parameter values if (and only if) it declares them."""
-    return rule.step(gradients, state, **_optional_inputs(rule, layout, params))
+    return rule.step(gradients, state, **_optional_inputs(rule, layout, params, context))
 
 
 def rule_step_cells(rule: CellRule, gradients: tf.Tensor, cells: list[tf.Tensor],

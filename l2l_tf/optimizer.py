@@ -57,8 +57,15 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, optimizer_config, rule_families, rule_file, rule_sets, sharding
-from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step
+from l2l_tf import catalog, optimizer_config, rule_file, rule_sets, sharding
+from l2l_tf.layout import (
+    TensorLayout,
+    check_blockable,
+    has_global_cells,
+    needs_layout,
+    needs_params,
+    rule_step,
+)
 from l2l_tf.rule_sets import Assignment, RuleSet
 from l2l_tf.rules import Rule
 
@@ -183,7 +190,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             if self.jit_compile_rule or (self.jit_compile_rule is None and getattr(rule, "prefers_xla", False)):
                 return self._compiled_step(rule)(gradients, state, params, layout and layout.sizes)
             return self._rule_step_block(rule, gradients, state, layout, params)
-        return sharding.step_in_blocks(functools.partial(self._rule_step_block, rule), gradients, state, sizes)
+        # Global averaging cells average over every coordinate: taken before the blocks.
+        context = rule.global_context([rule.split_state(state)]) if has_global_cells(rule) else None
+        block_step = functools.partial(self._rule_step_block, rule, context=context)
+        return sharding.step_in_blocks(block_step, gradients, state, sizes)
 
     def _compiled_step(self, rule: Rule) -> Any:
         """``_rule_step_block`` of ``rule`` as an XLA-compiled function of
@@ -197,10 +207,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def _rule_step_block(
         self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
-        params: tf.Tensor | None = None,
+        params: tf.Tensor | None = None, context: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params)
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params, context)
         if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
@@ -304,10 +314,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
         config["jit_compile_rule"] = self.jit_compile_rule
-        if isinstance(self.rule, RuleSet):
-            config["rule_set"] = self.rule.to_dict()
-        else:
-            config["rule"] = {"family": rule_families.family_of(self.rule.config), "config": self.rule.config.to_dict()}
+        config.update(optimizer_config.rule_to_config(self.rule))
         return config
 
     @classmethod
@@ -319,11 +326,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = dict(config)
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
-        if "rule_set" in config:
-            rule: Rule | RuleSet = optimizer_config.rule_set_from_config(config.pop("rule_set"))
-            pending = True
-        else:
-            rule, pending = optimizer_config.rule_from_config(config.pop("rule", None))
+        rule, pending = optimizer_config.rule_from_config(config)
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -342,14 +345,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
             source = "the rule weights in the .keras weights file"
-            values = [store[k] for k in rule_keys]
-            if isinstance(self.rule, RuleSet):
-                try:
-                    rule_sets.set_weights(self.rule, values, source)
-                except ValueError as error:
-                    raise rule_file.RuleLoadError(str(error)) from error
-            else:
-                self.rule = rule_file.rebuild(self.rule.config, values, source)
+            self.rule = optimizer_config.with_weights(self.rule, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
 

@@ -90,7 +90,7 @@ def _check_rule(rule: Any, state_size: Any, path: str, where: str) -> Any:
         config = rule_families.config_from_dict(values, FAMILY_OF_TYPE[rule_type])
     except (TypeError, ValueError) as error:
         raise RuleLoadError(f"{path}: invalid rule metadata: {where}: {error}") from error
-    _require(_is_int(state_size), path, f"the state_size of {where!r} must be an integer, got {state_size!r}")
+    _require(_is_int(state_size), path, f"'state_size' must be an integer, got {state_size!r} (in {where!r})")
     if state_size != config.state_size:
         raise RuleLoadError(
             f"{path}: metadata state_size {state_size} does not match its architecture"

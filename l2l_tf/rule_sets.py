@@ -28,6 +28,7 @@ evaluation step, with **one rule call per rule per step**.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -37,8 +38,21 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import rule_families
-from l2l_tf.layout import TensorLayout, check_blockable, needs_layout, needs_params, rule_step, rule_step_cells
-from l2l_tf.rules import CellRule, CoordinatewiseLSTM, Rule, RuleConfig, RuleWeightsError
+from l2l_tf.layout import (
+    TensorLayout,
+    check_blockable,
+    needs_layout,
+    needs_params,
+    rule_step,
+    rule_step_cells,
+)
+from l2l_tf.rules import (
+    CellRule,
+    CoordinatewiseLSTM,
+    Rule,
+    RuleConfig,
+    RuleWeightsError,
+)
 from l2l_tf.rules import warm_start as warm_start_rule
 from l2l_tf.sharding import CoordinateShards
 
@@ -148,7 +162,7 @@ def set_weights(rule_set: RuleSet, values: Sequence[Any], source: str) -> None:
         count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
         raise RuleWeightsError(f"{source}: expected {sum(counts)} weight tensors for rules {rule_set.names}, got {count}")
     bounds = np.cumsum([0, *counts])
-    for (name, rule), a, b in zip(rule_set.rules.items(), bounds[:-1], bounds[1:]):
+    for (name, rule), (a, b) in zip(rule_set.rules.items(), itertools.pairwise(bounds)):
         rule.set_weights(list(values[a:b]), f"{source}, rule {name!r}")
 
 
@@ -313,7 +327,7 @@ class BoundRuleSet(tf.Module):
 
     def _cells_per_rule(self, cells: Sequence[tf.Tensor]) -> list[list[tf.Tensor]]:
         bounds = np.cumsum([0, *self._cell_counts])
-        return [list(cells[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [list(cells[a:b]) for a, b in itertools.pairwise(bounds)]
 
     def join_state(self, cells: Sequence[tf.Tensor]) -> tf.Tensor:
         """Inverse of ``split_state``."""

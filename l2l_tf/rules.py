@@ -16,6 +16,16 @@ of the gradient per rate, ``m_k <- b_k m_k + (1 - b_k) g``; the LSTM then sees t
 preprocessed gradient *and* the preprocessed averages. An LSTM fed only log/sign
 features cannot average raw gradients itself (it never sees them linearly), which is
 what momentum methods do; the averages give it that directly.
+
+Global averaging cells (the paper's LSTM+GAC, ``RuleConfig.gac_cells = k``): in every layer
+the last ``k`` of the ``H`` units are shared by all coordinates. Each coordinate computes
+them as usual, but what every coordinate reads back as those units' recurrent input at the
+next step is their **mean over all coordinates** (``global_context``: ``[layers, k]``), so
+information travels between coordinates with one step's delay: e.g. a cell holding ``g^2``
+lets the rule scale by the previous step's gradient norm (norm clipping). The mean is taken
+from the incoming state before any cutting of the coordinates into blocks
+(``LearnedOptimizer(coordinate_block_size=...)``, meta-training's ``--coordinate_blocks``),
+so blocked and unblocked steps compute the same values.
 """
 
 from __future__ import annotations
@@ -29,6 +39,14 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import preprocess
+from l2l_tf.rule_base import (  # noqa: F401  (re-exported: l2l_tf.rules is where callers find them)
+    JsonConfig,
+    RuleConfigError,
+    RuleModule,
+    RuleWeightsError,
+    _is_number,
+    check_weight_values,
+)
 
 # Limits on a rule's declared size, checked before anything is allocated: a rule file or
 # a .keras config from someone else must not make l2l_tf allocate gigabytes. The largest
@@ -36,38 +54,6 @@ from l2l_tf import preprocess
 MAX_NUM_LAYERS = 8
 MAX_HIDDEN_SIZE = 1024
 MAX_MOMENTUM_DECAYS = 16
-
-
-class RuleConfigError(ValueError):
-    """A rule architecture is invalid or beyond the size limits; the message names the field."""
-
-
-class RuleWeightsError(ValueError):
-    """Weight values that do not fit a rule's architecture; the message names the weight."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-class JsonConfig:
-    """JSON (de)serialisation of a rule-config dataclass with a ``momentum_decays`` tuple."""
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["momentum_decays"] = list(self.momentum_decays)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Any:
-        """The config of ``to_dict``'s object; ``RuleConfigError`` naming unknown keys."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(values, dict):
-            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
-        unknown = set(values) - known
-        if unknown:
-            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,9 +68,10 @@ class RuleConfig(JsonConfig):
     preprocessing_p: float = 10.0
     output_scale: float = 0.1
     momentum_decays: tuple[float, ...] = ()
+    gac_cells: int = 0  # global averaging cells per layer (the paper's LSTM+GAC); 0: none
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "hidden_size"):
+        for name in ("num_layers", "hidden_size", "gac_cells"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise RuleConfigError(f"{name} must be an integer, got {value!r}")
@@ -92,6 +79,8 @@ class RuleConfig(JsonConfig):
             raise RuleConfigError(f"num_layers must be in [1, {MAX_NUM_LAYERS}], got {self.num_layers}")
         if not 1 <= self.hidden_size <= MAX_HIDDEN_SIZE:
             raise RuleConfigError(f"hidden_size must be in [1, {MAX_HIDDEN_SIZE}], got {self.hidden_size}")
+        if not 0 <= self.gac_cells < self.hidden_size:
+            raise RuleConfigError(f"gac_cells must be in [0, hidden_size={self.hidden_size}), got {self.gac_cells}")
         if not isinstance(self.preprocessing, str):
             raise RuleConfigError(f"preprocessing must be a string, got {self.preprocessing!r}")
         preprocess.check_kind(self.preprocessing)
@@ -140,6 +129,11 @@ class RuleConfig(JsonConfig):
         layers = range(self.num_layers)
         return [*[f"kernels/{i}" for i in layers], *[f"biases/{i}" for i in layers], "output_kernel", "output_bias"]
 
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        if not self.gac_cells:  # files of rules without GAC stay as they were (older l2l_tf reads them)
+            del values["gac_cells"]
+        return values
 
 
 @runtime_checkable
@@ -151,6 +145,10 @@ class Rule(Protocol):
     ``step`` maps ``[N]`` gradients and ``[N, state_size]`` state to the additive ``[N]``
     update and the new state; ``get_weights``/``set_weights`` (de)serialise the weights as
     float32 arrays in ``config.weight_shapes()`` order.
+
+    Rules whose ``has_global_cells`` is true (``CoordinatewiseLSTM`` with ``gac_cells``) read a
+    statistic over all coordinates; callers that cut the coordinates into blocks compute it
+    first with ``layout.global_context(rule, ...)`` and pass it to every block's step as ``context=``.
 
     Optional inputs: a rule whose class attribute ``needs_layout`` is true also takes
     ``layout=`` (a ``layout.TensorLayout``: which coordinates form which tensor, for
@@ -187,58 +185,6 @@ class CellRule(Rule, Protocol):
     def join_state(self, cells: list[tf.Tensor]) -> tf.Tensor: ...
 
     def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]: ...
-
-
-def check_weight_values(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
-    """``values`` as float32 arrays, checked against ``config``'s shapes and for finiteness
-    before anything of the rule's size is allocated (``RuleWeightsError`` naming the weight)."""
-    shapes = config.weight_shapes()
-    if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
-        count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
-        raise RuleWeightsError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
-    arrays = []
-    for name, value, shape in zip(config.weight_names(), values, shapes):
-        try:
-            array = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError) as error:
-            raise RuleWeightsError(f"{source}: weight rule/{name} is not an array of numbers ({error})") from error
-        if array.shape != shape:
-            raise RuleWeightsError(f"{source}: weight rule/{name} has shape {list(array.shape)}, expected {list(shape)}")
-        if not np.all(np.isfinite(array)):
-            raise RuleWeightsError(f"{source}: weight rule/{name} holds NaN or infinite values; the rule is broken")
-        arrays.append(array)
-    return arrays
-
-
-class RuleModule(tf.Module):
-    """What the rule families' ``tf.Module``s share: zero initial state of ``config.state_size``
-    columns and the weights' (de)serialisation in ``weights()`` order."""
-
-    config: Any
-
-    def weights(self) -> list[tf.Variable]:
-        raise NotImplementedError
-
-    @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
-    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
-        """Zero state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
-        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
-
-    def get_weights(self) -> list[np.ndarray]:
-        """The weights' values as float32 arrays, in ``weights()`` order."""
-        return [variable.numpy() for variable in self.weights()]
-
-    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
-        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
-        names where they came from in errors."""
-        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
-            variable.assign(array)
-
-    def num_meta_parameters(self) -> int:
-        return int(sum(v.shape.num_elements() for v in self.trainable_variables))
 
 
 class CoordinatewiseLSTM(RuleModule):
@@ -279,6 +225,19 @@ class CoordinatewiseLSTM(RuleModule):
             )
             self.output_bias = tf.Variable(tf.zeros([1]), name="output/bias")
 
+    @property
+    def has_global_cells(self) -> bool:
+        """Whether some cells are global averaging cells (``RuleConfig.gac_cells``)."""
+        return self.config.gac_cells > 0
+
+    def global_context(self, blocks: Sequence[list[tf.Tensor]]) -> tf.Tensor:
+        """``[num_layers, gac_cells]``: each layer's global cells (the last ``gac_cells`` units
+        of ``h``) averaged over every coordinate of ``blocks`` (each block's ``split_state``)."""
+        k, layers = self.config.gac_cells, range(self.config.num_layers)
+        sums = tf.add_n([tf.stack([tf.reduce_sum(cells[2 * i][:, -k:], 0) for i in layers]) for cells in blocks])
+        count = tf.add_n([tf.shape(cells[0])[0] for cells in blocks])
+        return sums / tf.cast(tf.maximum(count, 1), tf.float32)
+
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
         """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each
         ``[N, H]``, then (with momentum) the ``[N, K]`` gradient averages."""
@@ -291,21 +250,25 @@ class CoordinatewiseLSTM(RuleModule):
         """Inverse of ``split_state``."""
         return tf.concat(cells, axis=1)
 
-    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(
+        self, gradients: tf.Tensor, state: tf.Tensor, context: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """One update for a flat batch of coordinates.
 
         Args:
           gradients: ``[N]`` float32 gradients, one per coordinate.
           state: ``[N, state_size]`` float32 recurrent state.
+          context: with global averaging cells, ``global_context`` over *all* coordinates when
+            these ``N`` are one block of them; default: computed from ``state``.
 
         Returns:
           ``(update, new_state)``: the additive ``[N]`` update and the ``[N, state_size]`` state.
         """
-        update, cells = self.step_cells(gradients, self.split_state(state))
+        update, cells = self.step_cells(gradients, self.split_state(state), context)
         return update, self.join_state(cells)
 
     def step_cells(
-        self, gradients: tf.Tensor, cells: list[tf.Tensor]
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], context: tf.Tensor | None = None
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``step`` on the state split into cells (see ``split_state``).
 
@@ -314,9 +277,15 @@ class CoordinatewiseLSTM(RuleModule):
         LSTM itself in the backward pass.
         """
         x, momenta = self._features(gradients, cells)
+        k = self.config.gac_cells
+        if k and context is None:
+            context = self.global_context([cells])
         new_cells = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             h, c = cells[2 * layer], cells[2 * layer + 1]
+            if k:  # the global cells read back every coordinate's mean
+                shared = tf.broadcast_to(context[layer], [tf.shape(h)[0], k])
+                h = tf.concat([h[:, :-k], shared], axis=1)
             gates = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
             i, f, g, o = tf.split(gates, 4, axis=1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)

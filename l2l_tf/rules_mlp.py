@@ -33,7 +33,7 @@ from typing import ClassVar
 import tensorflow as tf
 
 from l2l_tf.layout import TensorLayout
-from l2l_tf.rules import JsonConfig, RuleConfigError, RuleModule, _is_number
+from l2l_tf.rule_base import JsonConfig, RuleConfigError, RuleModule, _is_number
 
 MAX_HIDDEN_LAYERS = 4
 MAX_MLP_HIDDEN_SIZE = 256

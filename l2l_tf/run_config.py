@@ -52,6 +52,7 @@ class Computation:
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
     rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
+    gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)
     rule: str = "lstm"  # the rule family (l2l_tf.rule_families); the mlp_* fields are its architecture
     mlp_hidden_size: int = 8
     mlp_num_hidden_layers: int = 1

@@ -43,14 +43,12 @@ def distinct_pair(assignment: rule_sets.Assignment = rule_sets.CONV_FC) -> RuleS
 def test_conv_fc_assigns_conv_kernels_to_conv_and_everything_else_to_fc():
     problem = tiny_problem()
     names = distinct_pair().assign(problem.param_names(), problem.param_shapes())
-    assert dict(zip(problem.param_names(), names)) == {
-        "sequential/conv2d/kernel": "conv",
-        "sequential/batch_normalization/beta": "fc",
-        "sequential/dense/kernel": "fc",
-        "sequential/batch_normalization_1/beta": "fc",
-        "sequential/dense_1/kernel": "fc",
-        "sequential/dense_1/bias": "fc",
+    expected = {
+        weight.path: "conv" if isinstance(layer, keras.layers.Conv2D) and weight is layer.kernel else "fc"
+        for layer in problem.model.layers for weight in layer.trainable_weights
     }
+    assert dict(zip(problem.param_names(), names)) == expected
+    assert sorted(names) == ["conv", "fc", "fc", "fc", "fc", "fc"]  # conv kernel; BN offsets, dense kernels, bias
 
 
 def test_pattern_and_callable_assignments_and_their_errors():

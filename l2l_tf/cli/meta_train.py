@@ -117,6 +117,13 @@ flags.DEFINE_list(
     " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_optimizer a rule"
     " without them, the new inputs start with zero weight.",
 )
+flags.DEFINE_integer(
+    "gac_cells", 0,
+    "The paper's LSTM+GAC: this many units of every LSTM layer are global averaging cells, whose"
+    " recurrent input is their mean over all coordinates (information shared across coordinates, one"
+    " step behind; enough for e.g. gradient-norm clipping). 0: the plain coordinatewise LSTM.",
+    lower_bound=0,
+)
 flags.DEFINE_enum(
     "rule_set", "single", list(rule_sets.RULE_SETS),
     "single: one rule for every parameter. conv_fc (the paper's conv-net optimizer): two rules of the"
@@ -243,6 +250,7 @@ def run(argv: list[str]) -> None:
     rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
     architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
                     else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
+    rules += f" with {rule_config.gac_cells} global averaging cells per layer" if getattr(rule_config, "gac_cells", 0) else ""
     print(
         f"meta-training a {architecture} rule{rules}"
         f" ({rule.num_meta_parameters()} weights) on {problem.name}"
