@@ -51,6 +51,8 @@ class Computation:
     momentum_decays: tuple[float, ...] = ()
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
+    gradient_estimator: str = "tbptt"
+    validation_problem: str | None = None  # None: validate on the training problems
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

@@ -78,5 +78,5 @@ def test_restart_with_changed_settings_is_refused(tmp_path):
     result = subprocess.run(_command(save, "--num_epochs=2", "--hidden_size=10"), check=False, capture_output=True, text=True,
                             cwd=REPO, env=subprocess_env(), timeout=600)
     assert result.returncode == 2
-    assert "hidden_size: 20 -> 10" in result.stderr and "new --save_path" in result.stderr
+    assert "hidden_size: 20 -> 10" in result.stderr and "new save_path" in result.stderr and "--save_path=" in result.stderr
     assert "Traceback" not in result.stderr
