@@ -8,7 +8,8 @@ variables: ``l2l_tf.meta.MetaTrainer`` (one device) and ``DistributedMetaTrainer
 the truncations of a run, whatever the estimator.
 
 ``TruncatedBPTT`` (the paper's, and the default) differentiates the unroll's meta-loss
-through the rule.
+through the rule. ``l2l_tf.pes.PersistentES`` estimates it from antithetic perturbations
+of the weights that persist over a run's truncations (unbiased over the whole run).
 
 The carry is the estimator's own nest of tensors (fixed shapes, so the compiled call
 never retraces); ``run_of`` reads the unperturbed optimizee run out of it for reports.
@@ -132,4 +133,8 @@ def make_estimator(rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfi
     """The estimator ``config.gradient_estimator`` names, for ``rule`` on ``problem``."""
     if config.gradient_estimator == "tbptt":
         return TruncatedBPTT(rule, problem, config)
+    if config.gradient_estimator == "pes":
+        from l2l_tf.pes import PersistentES  # pes builds on this module
+
+        return PersistentES(rule, problem, config)
     raise ValueError(f"unknown gradient_estimator {config.gradient_estimator!r}; choose from {GRADIENT_ESTIMATORS}")

@@ -18,8 +18,9 @@ META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
 # which weighs relative progress equally at every step instead of letting the large early
 # losses dominate the meta-gradient (a remedy for the short-horizon bias of truncated BPTT).
 META_OBJECTIVES = ("loss", "log_loss")
-# How meta-gradients are made (``l2l_tf.estimators``): truncated BPTT (the paper).
-GRADIENT_ESTIMATORS = ("tbptt",)
+# How meta-gradients are made (``l2l_tf.estimators``): truncated BPTT (the paper), or
+# persistent evolution strategies (``l2l_tf.pes``: unbiased over a whole run, forward passes only).
+GRADIENT_ESTIMATORS = ("tbptt", "pes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,8 @@ class MetaConfig:
     # for a less noisy meta-gradient.
     meta_gradient_accumulation: int = 1
     gradient_estimator: str = "tbptt"
+    es_pairs: int = 4  # pes: antithetic pairs of perturbations per truncation
+    es_std: float = 0.01  # pes: standard deviation of the perturbations of the rule's weights
     schedule: MetaSchedule = MetaSchedule()
 
     def __post_init__(self) -> None:
@@ -90,6 +93,8 @@ class MetaConfig:
             )
         if self.gradient_estimator not in GRADIENT_ESTIMATORS:
             raise ValueError(f"unknown gradient_estimator {self.gradient_estimator!r}; choose from {GRADIENT_ESTIMATORS}")
+        if self.es_pairs < 1 or not self.es_std > 0:
+            raise ValueError(f"need es_pairs >= 1 and es_std > 0, got {self.es_pairs} and {self.es_std}")
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(
                 f"unknown meta_objective {self.meta_objective!r}; choose from {META_OBJECTIVES}"

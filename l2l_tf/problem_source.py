@@ -62,6 +62,8 @@ class TrainerPool:
 
     def __init__(self, rule: CoordinatewiseLSTM, source: ProblemSource, config: MetaConfig,
                  strategy: tf.distribute.Strategy | None = None, estimator_factory: EstimatorFactory | None = None):
+        if strategy is not None and config.gradient_estimator == "pes" and estimator_factory is None:
+            raise ValueError("the pes gradient estimator runs on one device; meta-train without a strategy")
         self.rule, self.source, self.config, self.strategy = rule, source, config, strategy
         self.estimator_factory = estimator_factory
         with strategy.scope() if strategy is not None else contextlib.nullcontext():

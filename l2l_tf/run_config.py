@@ -52,6 +52,8 @@ class Computation:
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
     gradient_estimator: str = "tbptt"
+    es_pairs: int = 4
+    es_std: float = 0.01
     validation_problem: str | None = None  # None: validate on the training problems
 
     def __post_init__(self) -> None:

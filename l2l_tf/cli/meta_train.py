@@ -96,8 +96,12 @@ flags.DEFINE_integer(
 common.define_deprecated_alias("coordinate_shards", "coordinate_blocks")
 flags.DEFINE_enum(
     "gradient_estimator", "tbptt", list(GRADIENT_ESTIMATORS),
-    "How meta-gradients are estimated: tbptt, truncated backpropagation through each unroll (the paper).",
+    "How meta-gradients are estimated: tbptt, truncated backpropagation through each unroll (the paper);"
+    " pes, persistent evolution strategies (Vicol et al. 2021; l2l_tf.pes): unbiased over the whole run,"
+    " forward passes only, 2 --es_pairs + 1 unrolls per truncation, one device.",
 )
+flags.DEFINE_integer("es_pairs", 4, "With --gradient_estimator=pes: antithetic pairs per truncation.", lower_bound=1)
+flags.DEFINE_float("es_std", 0.01, "With --gradient_estimator=pes: std of the weight perturbations.", lower_bound=1e-12)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -174,6 +178,8 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
+    if FLAGS.gradient_estimator == "pes" and FLAGS.distribution != "none":
+        common.usage_error("--gradient_estimator=pes runs on one device; pass --distribution=none")
     rule_config = rule_config_from_flags()
     try:
         schedule = MetaSchedule(**{field.name: flag_value(field.name) for field in dataclasses.fields(MetaSchedule)})
