@@ -132,7 +132,7 @@ def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
     try:
         export.check_export_target(export_dir, protected)
     except export.UnsafeExportTargetError as error:
-        usage_error(str(error))
+        usage_error(f"--export_dir={export_dir}: {error}")
 
 
 def run_program(run: Callable[[list[str]], None], module_name: str) -> None:
