@@ -12,6 +12,7 @@ SHIPPED_RULES = "l2l_tf.saved_optimizers"
 CONSOLE_SCRIPTS = {
     "l2l-meta-train": "meta_train",
     "l2l-evaluate": "evaluate",
+    "l2l-evaluate-suite": "evaluate_suite",
     "l2l-export": "export",
     "l2l-fit-keras": "fit_keras",
     "l2l-stylize": "stylize",

@@ -11,7 +11,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from l2l_tf import rule_sets
 from l2l_tf.json_files import JsonFileError, read_json
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 RULE_CONFIG_FILE = "rule_config.json"
@@ -66,15 +68,17 @@ def recover_directory(target: str) -> str | None:
     return message
 
 
-def save_rule(rule: CoordinatewiseLSTM, directory: str, extra: dict[str, Any] | None = None) -> str:
-    """Writes ``rule``'s weights and config to ``directory`` atomically."""
+def save_rule(rule: CoordinatewiseLSTM | RuleSet, directory: str, extra: dict[str, Any] | None = None) -> str:
+    """Writes ``rule``'s weights and config (a rule set: ``rule_set``, its ``to_dict``) to
+    ``directory`` atomically."""
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     build_dir = tempfile.mkdtemp(prefix=build_prefix(directory), dir=parent)
     try:
         tf.train.Checkpoint(rule=rule).write(os.path.join(build_dir, RULE_PREFIX))
         with open(os.path.join(build_dir, RULE_CONFIG_FILE), "w") as f:
-            json.dump({"rule": rule.config.to_dict(), **(extra or {})}, f, indent=1)
+            described = {"rule_set": rule.to_dict()} if isinstance(rule, RuleSet) else {"rule": rule.config.to_dict()}
+            json.dump({**described, **(extra or {})}, f, indent=1)
         replace_directory(build_dir, directory)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -93,7 +97,7 @@ def read_rule_metadata(directory: str) -> dict[str, Any]:
         metadata = read_json(path, "rule config")
     except JsonFileError as error:
         raise RuleCheckpointError(f"{error}; restore the file or re-run meta_train") from error
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("rule"), dict):
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("rule", metadata.get("rule_set")), dict):
         raise RuleCheckpointError(f"{path}: no 'rule' object in it; restore the file or re-run meta_train")
     return metadata
 
@@ -113,15 +117,18 @@ def resolve_rule_dir(path: str) -> str:
     )
 
 
-def load_rule(path: str) -> CoordinatewiseLSTM:
-    """Restores a rule saved by ``save_rule`` (or the best rule of a meta-training run folder)."""
+def load_rule(path: str) -> CoordinatewiseLSTM | RuleSet:
+    """Restores a rule (or rule set) saved by ``save_rule`` (or the best of a meta-training run folder)."""
     directory = resolve_rule_dir(path)
     metadata = read_rule_metadata(directory)
+    source = os.path.join(directory, RULE_CONFIG_FILE)
     try:
-        config = RuleConfig.from_dict(metadata["rule"])
+        if "rule_set" in metadata:
+            rule = rule_sets.from_description(metadata["rule_set"], source)
+        else:
+            rule = CoordinatewiseLSTM(RuleConfig.from_dict(metadata["rule"]))
     except (TypeError, ValueError) as error:
-        raise RuleCheckpointError(f"{os.path.join(directory, RULE_CONFIG_FILE)}: bad rule config ({error})") from error
-    rule = CoordinatewiseLSTM(config)
+        raise RuleCheckpointError(f"{source}: bad rule config ({error})") from error
     try:
         tf.train.Checkpoint(rule=rule).read(os.path.join(directory, RULE_PREFIX)).assert_consumed()
     except (tf.errors.OpError, AssertionError, ValueError) as error:

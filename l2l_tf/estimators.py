@@ -24,8 +24,10 @@ import tensorflow as tf
 
 from l2l_tf.meta_config import GRADIENT_ESTIMATORS, MetaConfig
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf import rule_sets
+from l2l_tf.layout import check_blockable
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
-from l2l_tf.sharding import CoordinateShards
 from l2l_tf.unroll import unroll_with_state
 
 
@@ -83,8 +85,9 @@ def run_spec(problem: Problem, state_size: int) -> RunCarry:
     )
 
 
-def initial_run(rule: CoordinatewiseLSTM, problem: Problem, seed: int) -> RunCarry:
-    """Run ``seed``'s initial parameters, rule state and optimizee state."""
+def initial_run(rule: CellRule, problem: Problem, seed: int) -> RunCarry:
+    """Run ``seed``'s initial parameters, the state of ``rule`` (the rule the unroll steps)
+    and the optimizee state."""
     return RunCarry(
         problem.flatten(problem.initial_params(seed)), rule.init_state(problem.num_coordinates),
         problem.initial_state(seed),
@@ -93,22 +96,23 @@ def initial_run(rule: CoordinatewiseLSTM, problem: Problem, seed: int) -> RunCar
 
 class TruncatedBPTT:
     """Truncated backpropagation through time: the gradient of the truncation's meta-loss
-    (``l2l_tf.unroll.unroll_with_state``) with respect to the rule's weights. No gradient
-    flows across truncations; the carry is the plain ``RunCarry``."""
+    (``l2l_tf.unroll.unroll_with_state``) with respect to the rule's weights (every rule's,
+    for a ``RuleSet``). No gradient flows across truncations; the carry is the ``RunCarry``."""
 
-    def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfig):
+    def __init__(self, rule: CoordinatewiseLSTM | RuleSet, problem: Problem, config: MetaConfig):
         self.rule, self.problem, self.config = rule, problem, config
         self.variables = rule.trainable_variables
-        # What the unroll steps: the rule itself, or its coordinate blocks as parallel chains.
-        self.unroll_rule: CellRule = rule
-        if config.schedule.coordinate_shards > 1:
-            self.unroll_rule = CoordinateShards(rule, problem.num_coordinates, config.schedule.coordinate_shards)
+        # What the unroll steps: the rule itself, its coordinate blocks as parallel chains, or
+        # a rule set bound to the problem's parameters (whose rules are checked in ``bind``).
+        shards = config.schedule.coordinate_shards
+        check_blockable(rule, f"coordinate_shards={shards}", shards > 1)
+        self.unroll_rule: CellRule = rule_sets.for_problem(rule, problem, shards)
 
     def carry_spec(self) -> RunCarry:
-        return run_spec(self.problem, self.rule.state_size)
+        return run_spec(self.problem, self.unroll_rule.state_size)
 
     def initial_carry(self, seed: int) -> RunCarry:
-        return initial_run(self.rule, self.problem, seed)
+        return initial_run(self.unroll_rule, self.problem, seed)
 
     def run_of(self, carry: RunCarry) -> RunCarry:
         return carry
@@ -126,7 +130,9 @@ class TruncatedBPTT:
     def estimate(self, carry: RunCarry, batches: Batch, step_weights: tf.Tensor) -> Estimate:
         with tf.GradientTape() as tape:
             meta_loss, step_losses, carry = self.unroll(carry, batches, step_weights)
-        return Estimate(meta_loss, step_losses, tape.gradient(meta_loss, self.variables), carry)
+        # ZERO: a rule of a set that no parameter of this problem is assigned to stays as it is.
+        gradients = tape.gradient(meta_loss, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return Estimate(meta_loss, step_losses, gradients, carry)
 
 
 def make_estimator(rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfig) -> GradientEstimator:

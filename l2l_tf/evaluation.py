@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import baselines
+from l2l_tf import baselines, rule_sets
+from l2l_tf.layout import TensorLayout, needs_layout, rule_step
 from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule
 
 
@@ -29,6 +31,13 @@ def run_batches(problem: Problem, seed: int, num_steps: int, split: str = "train
     """The ``num_steps + 1`` per-step batches of run ``seed``, stacked ``[T + 1, ...]``."""
     dataset = problem.batches(seed, split).batch(num_steps + 1, drop_remainder=True)
     return next(iter(dataset.take(1)))
+
+
+def run_start(problem: Problem, seed: int, num_steps: int) -> tuple[tf.Tensor, Batch]:
+    """Run ``seed``'s flat initial parameters and its ``run_batches``, drawn in this order (a
+    problem with Keras' initialisers sets the global seeds, which the data order depends on)."""
+    params = problem.flatten(problem.initial_params(seed))
+    return params, run_batches(problem, seed, num_steps)
 
 
 # How an optimizer moves the parameters in ``trajectory``:
@@ -78,14 +87,16 @@ def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_co
 
 
 class RuleRunner:
-    """Runs a ``Rule`` through ``trajectory`` (no meta-gradient)."""
+    """Runs a ``Rule`` (or a ``RuleSet``, bound to the problem's parameters) through
+    ``trajectory`` (no meta-gradient)."""
 
-    def __init__(self, rule: Rule, problem: Problem, num_steps: int, jit_compile: bool = True):
-        self.rule, self.problem, self.num_steps = rule, problem, num_steps
+    def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True):
+        self.rule, self.problem, self.num_steps = rule_sets.for_problem(rule, problem), problem, num_steps
+        self.layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(self.rule) else None
         self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        update, state = self.rule.step(gradients, state)
+        update, state = rule_step(self.rule, gradients, state, self.layout, params)
         return params + update, state
 
     def _run(
@@ -96,10 +107,8 @@ class RuleRunner:
 
     def run_with_state(self, seed: int) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
         """Run ``seed``'s loss curve, final parameters and final optimizee state."""
-        params = self.problem.flatten(self.problem.initial_params(seed))
-        losses, params, optimizee_state = self._trajectory(
-            params, self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
-        )
+        params, batches = run_start(self.problem, seed, self.num_steps)
+        losses, params, optimizee_state = self._trajectory(params, self.problem.initial_state(seed), batches)
         return losses.numpy(), params, optimizee_state
 
     def run(self, seed: int) -> tuple[np.ndarray, tf.Tensor]:
@@ -133,15 +142,16 @@ class BaselineRunner:
         # The Keras optimizer keeps its state in its own variables; the loop carries none.
         return trajectory(self.problem, self.num_steps, params, batches, tf.zeros([0]), self._advance, optimizee_state)
 
-    def run_with_state(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
-        """Run ``seed``'s loss curve, final parameters and final optimizee state."""
+    def run_with_state(
+        self, seed: int, learning_rate: float, start: tuple[tf.Tensor, Batch] | None = None
+    ) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+        """Run ``seed``'s loss curve, final parameters and final optimizee state (``start``:
+        the run's ``run_start``, if the caller has it already)."""
         for variable in self.optimizer.variables:
             variable.assign(tf.zeros_like(variable))
         self.optimizer.learning_rate.assign(learning_rate)
-        params = self.problem.flatten(self.problem.initial_params(seed))
-        losses, params, optimizee_state = self._trajectory(
-            params, self.problem.initial_state(seed), run_batches(self.problem, seed, self.num_steps)
-        )
+        params, batches = run_start(self.problem, seed, self.num_steps) if start is None else start
+        losses, params, optimizee_state = self._trajectory(params, self.problem.initial_state(seed), batches)
         return losses.numpy(), params, optimizee_state
 
     def run(self, seed: int, learning_rate: float) -> tuple[np.ndarray, tf.Tensor]:
@@ -162,16 +172,31 @@ class TuningResult:
     scores: dict[float, float]
 
 
+def tune_all(
+    runners: Sequence[BaselineRunner], seeds: Sequence[int], learning_rates: Sequence[float]
+) -> list[TuningResult]:
+    """Grid-searches the learning rate of each of ``runners`` (all on one problem and
+    horizon) for the lowest mean final loss; each tuning run's start (``run_start``) is drawn
+    once and shared by every runner and learning rate."""
+    curves: dict[tuple[int, float], list[np.ndarray]] = {}
+    for seed in seeds:
+        start = run_start(runners[0].problem, seed, runners[0].num_steps)
+        for index, runner in enumerate(runners):
+            for lr in learning_rates:
+                curves.setdefault((index, float(lr)), []).append(runner.run_with_state(seed, lr, start)[0])
+    results = []
+    for index, runner in enumerate(runners):
+        scores = {float(lr): final_loss_score(np.stack(curves[index, float(lr)])) for lr in learning_rates}
+        best = min(scores, key=lambda lr: scores[lr])
+        if not math.isfinite(scores[best]):
+            raise RuntimeError(f"{runner.name}: every learning rate in the grid diverged")
+        results.append(TuningResult(runner.name, best, scores))
+    return results
+
+
 def tune(runner: BaselineRunner, seeds: Sequence[int], learning_rates: Sequence[float]) -> TuningResult:
     """Grid-searches the learning rate of ``runner`` for the lowest mean final loss."""
-    scores = {}
-    for lr in learning_rates:
-        curves = np.stack([runner.run(seed, lr)[0] for seed in seeds])
-        scores[float(lr)] = final_loss_score(curves)
-    best = min(scores, key=lambda lr: scores[lr])
-    if not math.isfinite(scores[best]):
-        raise RuntimeError(f"{runner.name}: every learning rate in the grid diverged")
-    return TuningResult(runner.name, best, scores)
+    return tune_all([runner], seeds, learning_rates)[0]
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """Freeze a rule into a SavedModel (the l2l_tf rule file), and refuse unsafe targets.
 
-The SavedModel contract (format version 1), usable from plain TensorFlow:
+The SavedModel contract, format version 1 (one rule; what a single rule still exports as),
+usable from plain TensorFlow:
 
 - signature ``serving_default``: inputs ``gradients`` float32 ``[N]`` and ``state``
   float32 ``[N, S]``; outputs ``update`` float32 ``[N]`` (theta_new = theta + update)
@@ -15,7 +16,20 @@ The SavedModel contract (format version 1), usable from plain TensorFlow:
 - weights: the variables ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel``
   and ``rule/output_bias`` of the checkpoint in ``variables/``.
 
-l2l_tf itself loads a rule file as data only (``l2l_tf.rule_file``, re-exported here as
+Format version 2 (a rule set, ``l2l_tf.rule_sets.RuleSet``: several named rules in one folder):
+
+- signatures ``step_<name>`` and ``init_state_<name>`` for every rule ``<name>``, each as
+  ``serving_default`` and ``init_state`` above for that rule's own ``S``; ``metadata`` as
+  above. (No ``serving_default``: which coordinates a rule updates is the assignment's call.)
+- metadata: ``format``, ``format_version`` 2, ``rules`` (``{name: {type, architecture,
+  state_size}}``, in the set's order), ``assignment`` (``"conv_fc"``: convolution kernels to
+  rule ``conv``, everything else to ``fc``; or ``{fnmatch pattern on the variable path:
+  rule name}``, first match wins), ``num_meta_parameters``, ``problem``, ``training``,
+  ``evaluation``.
+- weights: rule ``<name>``'s variables ``rules/<name>/kernels/<i>``, ... (as in version 1
+  with ``rules/<name>`` for ``rule``).
+
+Version-1 files load unchanged. l2l_tf itself loads a rule file as data only (``l2l_tf.rule_file``, re-exported here as
 ``load`` and ``read_metadata``): the signatures are for other TensorFlow users.
 """
 
@@ -36,61 +50,90 @@ from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract,
     FORMAT,
     FORMAT_VERSION,
     METADATA_ASSET,
+    RULE_SET_FORMAT_VERSION,
     SUPPORTED_FORMAT_VERSIONS,
     LoadedRule,
     RuleLoadError,
     load,
     read_metadata,
 )
-from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf.rule_sets import RuleSet
+from l2l_tf.rules import CoordinatewiseLSTM, Rule
+
+AnyRule = CoordinatewiseLSTM | RuleSet
 
 
 class UnsafeExportTargetError(ValueError):
     """An export folder that may not be replaced (it holds something other than a rule)."""
 
 
-class _RuleModule(tf.Module):
-    """What gets exported: the rule's weights and its step/init_state/metadata functions."""
+def _rule_functions(rule: Rule) -> tuple[Any, Any]:
+    """``rule``'s exported ``step`` and ``init_state`` functions (see the contract above)."""
 
-    def __init__(self, rule: CoordinatewiseLSTM, metadata_json: str):
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.float32, name="gradients"),
+            tf.TensorSpec([None, rule.state_size], tf.float32, name="state"),
+        ]
+    )
+    def step(gradients: tf.Tensor, state: tf.Tensor) -> dict[str, tf.Tensor]:
+        update, new_state = rule.step(gradients, state)
+        return {"update": update, "state": new_state}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
+    def init_state(num_coordinates: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"state": rule.init_state(num_coordinates)}
+
+    return step, init_state
+
+
+class _RuleModule(tf.Module):
+    """What gets exported: the rule's (or rule set's) weights and its step/init_state/metadata
+    functions; ``exported`` names them as the contract's signatures."""
+
+    def __init__(self, rule: AnyRule, metadata_json: str):
         super().__init__(name="l2l_tf_rule_module")
-        self.rule = rule
         self._metadata_json = metadata_json
         self.metadata_asset = None
-        state_size = rule.state_size
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None], tf.float32, name="gradients"),
-                tf.TensorSpec([None, state_size], tf.float32, name="state"),
-            ]
-        )
-        def step(gradients: tf.Tensor, state: tf.Tensor) -> dict[str, tf.Tensor]:
-            update, new_state = self.rule.step(gradients, state)
-            return {"update": update, "state": new_state}
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
-        def init_state(num_coordinates: tf.Tensor) -> dict[str, tf.Tensor]:
-            return {"state": self.rule.init_state(num_coordinates)}
 
         @tf.function(input_signature=[])
         def metadata() -> dict[str, tf.Tensor]:
             return {"json": tf.constant(self._metadata_json)}
 
-        self.step, self.init_state, self.metadata = step, init_state, metadata
+        self.metadata = metadata
+        if isinstance(rule, RuleSet):
+            self.rules = dict(rule.rules)
+            functions = {name: _rule_functions(r) for name, r in rule.rules.items()}
+            self.exported = {f"{kind}_{name}": f for name, pair in functions.items()
+                             for kind, f in zip(("step", "init_state"), pair)}
+        else:
+            self.rule = rule
+            self.step, self.init_state = _rule_functions(rule)
+            self.exported = {"serving_default": self.step, "init_state": self.init_state}
+        self.exported["metadata"] = metadata
+
+
+def _describe(rule: Rule) -> dict[str, Any]:
+    return {"type": "coordinatewise_lstm", **rule.config.to_dict()}
 
 
 def build_metadata(
-    rule: CoordinatewiseLSTM,
+    rule: AnyRule,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    if isinstance(rule, RuleSet):
+        described = {
+            "format_version": RULE_SET_FORMAT_VERSION,
+            "rules": {name: {**_describe(r), "state_size": r.state_size} for name, r in rule.rules.items()},
+            "assignment": rule.assignment_spec(),
+        }
+    else:
+        described = {"format_version": FORMAT_VERSION, "rule": _describe(rule), "state_size": rule.state_size}
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "rule": {"type": "coordinatewise_lstm", **rule.config.to_dict()},
-        "state_size": rule.state_size,
+        **described,
         "num_meta_parameters": rule.num_meta_parameters(),
         "problem": problem or {},
         "training": training or {},
@@ -100,7 +143,7 @@ def build_metadata(
 
 
 def export_rule(
-    rule: CoordinatewiseLSTM,
+    rule: AnyRule,
     export_dir: str,
     problem: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
@@ -123,15 +166,7 @@ def export_rule(
             f.write(metadata_json)
         module = _RuleModule(rule, metadata_json)
         module.metadata_asset = tf.saved_model.Asset(asset_source)
-        tf.saved_model.save(
-            module,
-            build_dir,
-            signatures={
-                "serving_default": module.step,
-                "init_state": module.init_state,
-                "metadata": module.metadata,
-            },
-        )
+        tf.saved_model.save(module, build_dir, signatures=dict(module.exported))
         shutil.rmtree(os.path.dirname(asset_source), ignore_errors=True)
         replace_directory(build_dir, export_dir)
     except BaseException:
@@ -158,7 +193,7 @@ def export_checkpoint(checkpoint: str, export_dir: str, evaluation: dict | None 
 
 
 
-def load_any(path: str) -> CoordinatewiseLSTM:
+def load_any(path: str) -> AnyRule:
     """The rule wherever it is (what the binaries' ``--optimizer`` takes): an exported rule
     folder (read as data, nothing from it executed), else a meta_train save_path's best
     rule or a rule checkpoint folder (``checkpoints.load_rule``)."""

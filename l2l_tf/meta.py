@@ -20,6 +20,7 @@ import tensorflow as tf
 from l2l_tf.estimators import GradientEstimator, make_estimator
 from l2l_tf.meta_config import MetaConfig, MetaSchedule  # re-exported: l2l_tf.meta.MetaConfig
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.unroll import (  # re-exported: l2l_tf.meta.unroll_with_state etc.
     all_finite,
@@ -71,8 +72,8 @@ def make_meta_optimizer(
 
 
 class MetaTrainer:
-    """Meta-trains ``rule`` on ``problem`` with a gradient estimator (default truncated
-    BPTT) and Adam.
+    """Meta-trains ``rule`` (a rule, or a ``RuleSet`` whose rules train jointly) on
+    ``problem`` with a gradient estimator (default truncated BPTT) and Adam.
 
     The compiled unroll (``train_unroll``: estimate, then apply) is built once, with a fixed
     input signature, and holds no Python-side state, so it neither retraces nor blocks a
@@ -83,7 +84,7 @@ class MetaTrainer:
 
     def __init__(
         self,
-        rule: CoordinatewiseLSTM,
+        rule: CoordinatewiseLSTM | RuleSet,
         problem: Problem,
         config: MetaConfig,
         meta_optimizer_class: type[keras.optimizers.Adam] = keras.optimizers.Adam,

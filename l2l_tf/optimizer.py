@@ -6,7 +6,9 @@ Each trainable variable gets its own ``[size, state_size]`` rule-state variable
 (created in ``build``). A training step concatenates every variable's gradient and
 state, runs the rule **once** over all coordinates (or once per block of
 ``coordinate_block_size`` coordinates),
-and splits the result back.
+and splits the result back. With a ``RuleSet`` (several named rules, e.g. the paper's
+conv/FC pair; ``l2l_tf.rule_sets``) each variable is assigned to one rule at ``build``, and
+each rule runs once per step over its variables' coordinates.
 
 Supported: float16, bfloat16, float32 and float64 variables (the rule computes in
 float32; updates are cast back to the variable's dtype), mixed precision (Keras keeps
@@ -48,15 +50,24 @@ step). Its effect on training is measured in ``benchmarks/RESULTS.md``.
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from l2l_tf import catalog, rule_file, sharding
-from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
+from l2l_tf import catalog, optimizer_config, rule_file, rule_sets, sharding
+from l2l_tf.layout import (
+    TensorLayout,
+    check_blockable,
+    has_global_cells,
+    needs_layout,
+    needs_params,
+    rule_step,
+)
+from l2l_tf.rule_sets import Assignment, RuleSet
+from l2l_tf.rules import Rule
 
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 RULE_WEIGHT_KEY = "rule_weight_"  # the rule's weights in the weights file, after Keras' variables
@@ -68,7 +79,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     Args:
       rule: an ``l2l_tf.rules.Rule``, e.g. a ``CoordinatewiseLSTM`` (``LearnedOptimizer.load``
-        gives a ``LoadedRule``, one rebuilt in Python from a rule file's checked weights).
+        gives a ``LoadedRule``, one rebuilt in Python from a rule file's checked weights), or
+        an ``l2l_tf.rule_sets.RuleSet`` of several rules and the assignment of variables to them.
       learning_rate: multiplier of the rule's update (1.0 = as meta-trained).
       state_dtype: storage type of the per-parameter rule state, ``"float32"`` or
         ``"bfloat16"`` (half the memory).
@@ -80,7 +92,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        rule: Rule,
+        rule: Rule | RuleSet,
         learning_rate: float = 1.0,
         name: str = "learned_optimizer",
         state_dtype: str = "float32",
@@ -92,25 +104,41 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype must be one of {STATE_DTYPES}, got {state_dtype!r}")
         self.state_dtype = state_dtype
-        self.coordinate_block_size = _block_size(coordinate_block_size, chunk_size)
-        if not isinstance(rule, Rule):
+        self.coordinate_block_size = optimizer_config.block_size(coordinate_block_size, chunk_size)
+        if not isinstance(rule, (Rule, RuleSet)):
             raise TypeError(
-                f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule (LearnedOptimizer.load(path)"
-                f" reads one), got {type(rule).__name__}"
+                f"rule must be a CoordinatewiseLSTM or another l2l_tf.rules.Rule, or an l2l_tf.rule_sets.RuleSet"
+                f" (LearnedOptimizer.load(path) reads one), got {type(rule).__name__}"
             )
+        for member in rule_sets.members(rule):
+            check_blockable(member, f"coordinate_block_size={self.coordinate_block_size}", self.coordinate_block_size > 0)
         self.rule = rule
+        self.state_size = max(int(member.state_size) for member in rule_sets.members(rule))  # the widest rule's
         self._rule_weights_pending = False  # from_config of a compact config, before load_own_variables
-        self.state_size = int(rule.state_size)
         self._rule_states: list[keras.Variable] = []
+        self._rule_names: list[str] = []  # with a RuleSet: each variable's rule (build)
 
     @classmethod
-    def load(cls, path: str, **kwargs: Any) -> LearnedOptimizer:
+    def load(cls, path: str, assignment: Assignment | None = None, **kwargs: Any) -> LearnedOptimizer:
         """A ``LearnedOptimizer`` running the rule exported (``train.export``) at ``path``,
         or the shipped rule of that name (``l2l_tf.catalog``: ``"mnist_lstm_momentum"``, ...).
+        A multi-rule export assigns variables as stored in it, or by ``assignment`` if given
+        (``l2l_tf.rule_sets``).
 
         Nothing from the file is executed: its metadata and weights are read as data and
         the rule is rebuilt in Python (``l2l_tf.rule_file``)."""
-        return cls(rule_file.load(catalog.resolve(path)), **kwargs)
+        rule = rule_file.load(catalog.resolve(path))
+        if assignment is not None:
+            if not isinstance(rule, RuleSet):
+                raise ValueError(f"{path} holds a single rule; assignment= is only for multi-rule exports")
+            rule = RuleSet(rule.rules, assignment)
+        return cls(rule, **kwargs)
+
+    def rule_of(self, variable: Any) -> Rule:
+        """The rule that updates ``variable`` (after ``build``)."""
+        if not isinstance(self.rule, RuleSet):
+            return self.rule
+        return self.rule.rules[self._rule_names[self._get_variable_index(variable)]]
 
     def build(self, variables: list) -> None:
         if self.built:
@@ -123,18 +151,22 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                     f" {variable.dtype}; supported: {SUPPORTED_DTYPES}"
                 )
         super().build(variables)
+        if isinstance(self.rule, RuleSet):
+            self._rule_names = self.rule.assign([v.path for v in variables], [tuple(v.shape) for v in variables])
         self._rule_states = [
             self.add_variable(
-                shape=(math.prod(variable.shape), self.state_size),
+                shape=(math.prod(variable.shape), self.rule_of(variable).state_size),
                 dtype=self.state_dtype,
                 name=f"{variable.path.replace('/', '_')}_rule_state",
             )
             for variable in variables
         ]
 
-    def _rule_step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """The rule on flat float32 gradients (in blocks of ``coordinate_block_size``), with the
-        non-finite policy applied."""
+    def _rule_step(
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """``rule`` on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
+        that need the ``layout`` or ``params`` run in one call), with the non-finite policy applied."""
         if self._rule_weights_pending:
             raise ValueError(
                 "this LearnedOptimizer was made from a config without its rule's weights (they travel in the"
@@ -142,15 +174,23 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 " with LearnedOptimizer.load(NAME_OR_PATH) or LearnedOptimizer(rule, ...)"
             )
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
-        return sharding.step_in_blocks(self._rule_step_block, gradients, state, sizes)
+        if len(sizes) == 1:
+            return self._rule_step_block(rule, gradients, state, layout, params)
+        # Global averaging cells average over every coordinate: taken before the blocks.
+        context = rule.global_context([rule.split_state(state)]) if has_global_cells(rule) else None
+        block_step = functools.partial(self._rule_step_block, rule, context=context)
+        return sharding.step_in_blocks(block_step, gradients, state, sizes)
 
-    def _rule_step_block(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _rule_step_block(
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
+        params: tf.Tensor | None = None, context: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = self.rule.step(tf.where(finite, gradients, 0.0), state)
-        if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != self.state_size:
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params, context)
+        if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
-                f" [N, {self.state_size}] (a rule's step must keep its state width)"
+                f" [N, {rule.state_size}] (a rule's step must keep its state width)"
             )
         update = tf.where(finite, update, 0.0)
         new_state = tf.where(finite[:, None], new_state, state)
@@ -174,16 +214,36 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         )
 
     def _fused_step(self, grads: list, trainable_variables: list, learning_rate: Any) -> tuple[list, list]:
-        """One rule call for all variables' coordinates (replaces Keras' per-variable
-        loop): each variable's additive update (its dtype) and new rule state."""
-        states = [self._rule_states[self._get_variable_index(v)] for v in trainable_variables]
+        """One call of each rule for all its variables' coordinates (replaces Keras'
+        per-variable loop): each variable's additive update (its dtype) and new rule state."""
         flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in grads]
+        updates: list[Any] = [None] * len(flat)
+        new_states: list[Any] = [None] * len(flat)
+        groups: dict[int, tuple[Rule, list[int]]] = {}
+        for i, variable in enumerate(trainable_variables):
+            rule = self.rule_of(variable)
+            groups.setdefault(id(rule), (rule, []))[1].append(i)
+        for rule, members in groups.values():
+            variables = [trainable_variables[i] for i in members]
+            group_updates, group_states = self._group_step(rule, variables, [flat[i] for i in members], learning_rate)
+            for i, update, state in zip(members, group_updates, group_states):
+                updates[i], new_states[i] = update, state
+        return updates, new_states
+
+    def _group_step(self, rule: Rule, variables: list, flat: list, learning_rate: Any) -> tuple[list, list]:
+        """One call of ``rule`` on ``variables``' concatenated flat gradients: their updates
+        and new rule states."""
+        states = [self._rule_states[self._get_variable_index(v)] for v in variables]
         sizes = [int(f.shape[0]) for f in flat]
         state = tf.cast(tf.concat([tf.convert_to_tensor(s) for s in states], axis=0), tf.float32)
-        update, new_state = self._rule_step(tf.concat(flat, axis=0), state)
+        params = None
+        if needs_params(rule):
+            params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], axis=0)
+        layout = TensorLayout(sizes) if needs_layout(rule) else None
+        update, new_state = self._rule_step(rule, tf.concat(flat, axis=0), state, layout, params)
         update = update * tf.cast(learning_rate, tf.float32)
         updates = []
-        for variable, gradient, part in zip(trainable_variables, flat, tf.split(update, sizes)):
+        for variable, gradient, part in zip(variables, flat, tf.split(update, sizes)):
             part = tf.cast(tf.reshape(part, variable.shape), variable.dtype)
             decay = self._masked_weight_decay(variable, gradient, learning_rate)
             updates.append(part if decay is None else part - decay)
@@ -229,7 +289,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = super().get_config()
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
-        config["rule"] = {"config": self.rule.config.to_dict()}
+        config.update(optimizer_config.rule_to_config(self.rule))
         return config
 
     @classmethod
@@ -241,7 +301,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config = dict(config)
         if "chunk_size" in config:  # written before the name became coordinate_block_size
             config["coordinate_block_size"] = config.pop("chunk_size")
-        rule, pending = _rule_from_config(config.pop("rule", None))
+        rule, pending = optimizer_config.rule_from_config(config)
         if "learning_rate" in config and isinstance(config["learning_rate"], dict):
             config["learning_rate"] = keras.optimizers.schedules.deserialize(config["learning_rate"])
         optimizer = cls(rule, **config)
@@ -260,39 +320,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         rule_keys = sorted((k for k in keys if k.startswith(RULE_WEIGHT_KEY)), key=lambda k: int(k[len(RULE_WEIGHT_KEY):]))
         if rule_keys:
             source = "the rule weights in the .keras weights file"
-            self.rule = rule_file.LoadedRule(self.rule.config, [store[k] for k in rule_keys], source)
+            self.rule = optimizer_config.with_weights(self.rule, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
-
-
-def _block_size(coordinate_block_size: Any, chunk_size: Any) -> int:
-    """The checked ``coordinate_block_size``, or the deprecated ``chunk_size`` (with a warning)."""
-    if chunk_size is not None:
-        warnings.warn("LearnedOptimizer(chunk_size=...) is deprecated; use coordinate_block_size=..."
-                      " (same meaning)", DeprecationWarning, stacklevel=3)
-        if coordinate_block_size:
-            raise ValueError("pass coordinate_block_size only (chunk_size is its deprecated name)")
-        coordinate_block_size = chunk_size
-    value = coordinate_block_size
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"coordinate_block_size must be 0 (one call) or a positive int, got {value!r}")
-    return value
-
-
-def _rule_from_config(spec: Any) -> tuple[Rule, bool]:
-    """The rule of a ``.keras`` optimizer config and whether its weights are still to come
-    (``load_own_variables``): the compact config holds only the architecture, an older
-    one also the weights, checked before anything of that size is allocated."""
-    source = "the LearnedOptimizer config (.keras file)"
-    if not isinstance(spec, dict) or "config" not in spec:
-        raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
-    try:
-        config = RuleConfig.from_dict(spec["config"])
-    except ValueError as error:
-        raise rule_file.RuleLoadError(f"{source}: {error}") from error
-    if "weights" not in spec:
-        return CoordinatewiseLSTM(config), True
-    return rule_file.LoadedRule(config, spec["weights"], source), False
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

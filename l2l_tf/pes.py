@@ -30,7 +30,8 @@ import tensorflow as tf
 from l2l_tf.estimators import Estimate, RunCarry, initial_run, run_spec
 from l2l_tf.meta_config import MetaConfig
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf.rules import CoordinatewiseLSTM
+from l2l_tf import rule_sets
+from l2l_tf.rules import CellRule, CoordinatewiseLSTM
 from l2l_tf.unroll import unroll_with_state
 
 
@@ -62,9 +63,11 @@ class PersistentES:
         self.scratch = type(rule)(rule.config)  # holds theta +- eps while a particle runs
         if len(self.scratch.trainable_variables) != len(self.variables):
             raise ValueError(f"PES needs a rule that {type(rule).__name__}(rule.config) rebuilds with the same weights")
+        self.unroll_rule = rule_sets.for_problem(rule, problem)
+        self.scratch_unroll = rule_sets.for_problem(self.scratch, problem)
 
     def carry_spec(self) -> PESCarry:
-        run = run_spec(self.problem, self.rule.state_size)
+        run = run_spec(self.problem, self.unroll_rule.state_size)
         return PESCarry(
             run, RunCarry(*[_stacked_spec(s, 2 * self.pairs) for s in run]),
             [tf.TensorSpec([self.pairs, *v.shape], tf.float32) for v in self.variables],
@@ -74,7 +77,7 @@ class PersistentES:
     def initial_carry(self, seed: int, noise_seed: int | None = None) -> PESCarry:
         """Run ``seed``'s carry: every particle starts where the run does; the noise is
         seeded by ``noise_seed`` (default ``seed``)."""
-        run = initial_run(self.rule, self.problem, seed)
+        run = initial_run(self.unroll_rule, self.problem, seed)
         particles = RunCarry(*[tf.stack([t] * (2 * self.pairs)) for t in run])
         xi = [tf.zeros([self.pairs, *v.shape]) for v in self.variables]
         key = tf.constant([seed if noise_seed is None else noise_seed, 0x9E5], tf.int64)
@@ -83,7 +86,7 @@ class PersistentES:
     def run_of(self, carry: PESCarry) -> RunCarry:
         return carry.run
 
-    def _unroll(self, rule: CoordinatewiseLSTM, carry: RunCarry, batches: Batch,
+    def _unroll(self, rule: CellRule, carry: RunCarry, batches: Batch,
                 step_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, RunCarry]:
         config = self.config
         meta_loss, step_losses, params, state, optimizee_state = unroll_with_state(
@@ -100,7 +103,7 @@ class PersistentES:
         ]
 
     def estimate(self, carry: PESCarry, batches: Batch, step_weights: tf.Tensor) -> Estimate:
-        meta_loss, step_losses, run = self._unroll(self.rule, carry.run, batches, step_weights)
+        meta_loss, step_losses, run = self._unroll(self.unroll_rule, carry.run, batches, step_weights)
         theta = [tf.identity(v) for v in self.variables]
         gradients = [tf.zeros_like(t) for t in theta]
         particles, xi = [], []
@@ -112,7 +115,7 @@ class PersistentES:
                 for scratch, t, e in zip(self.scratch.trainable_variables, theta, eps):
                     scratch.assign(t + sign * e)
                 start = RunCarry(*[c[index] for c in carry.particles])
-                loss, _, end = self._unroll(self.scratch, start, batches, step_weights)
+                loss, _, end = self._unroll(self.scratch_unroll, start, batches, step_weights)
                 losses.append(loss)
                 particles.append(end)
             difference = (losses[0] - losses[1]) / (2.0 * self.pairs * self.std**2)

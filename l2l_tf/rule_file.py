@@ -11,7 +11,8 @@ only two things, both as data:
    (``tf.train.load_checkpoint``), checked against the tensors the declared architecture
    needs: exactly those names, float32, those shapes, all finite.
 
-It then rebuilds the rule in Python (``LoadedRule``, a ``CoordinatewiseLSTM``).
+It then rebuilds the rule in Python (``LoadedRule``, a ``CoordinatewiseLSTM``), or for a
+multi-rule file (format version 2) a ``rule_sets.RuleSet`` of ``LoadedRule``s.
 ``saved_model.pb`` is never opened: its signatures exist for TF Serving,
 ``saved_model_cli`` and plain-TensorFlow users, who run the file's graph by choice.
 """
@@ -20,13 +21,16 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from l2l_tf import rule_sets
 from l2l_tf.json_files import JsonFileError, read_json
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import (
     CoordinatewiseLSTM,
     RuleConfig,
@@ -35,8 +39,10 @@ from l2l_tf.rules import (
 )
 
 FORMAT = "l2l_tf.rule"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+FORMAT_VERSION = 1  # one rule (what every single-rule export still writes)
+RULE_SET_FORMAT_VERSION = 2  # several named rules and their assignment (rule_sets.RuleSet)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+SINGLE_PREFIX = "rule"  # checkpoint prefix of a version-1 file's weights
 METADATA_ASSET = "l2l_tf_rule.json"
 RULE_TYPE = "coordinatewise_lstm"
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -48,11 +54,16 @@ class RuleLoadError(ValueError):
     """A path is not a loadable l2l_tf rule; the message says why and what to do."""
 
 
-def weight_keys(config: RuleConfig) -> list[str]:
+def weight_keys(config: RuleConfig, prefix: str = SINGLE_PREFIX) -> list[str]:
     """Checkpoint keys of the rule's weights (``RuleConfig.weight_names`` order), as
     ``tf.saved_model.save`` names the variables of a module whose attribute ``rule`` is
-    the ``CoordinatewiseLSTM``."""
-    return [f"rule/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in config.weight_names()]
+    the ``CoordinatewiseLSTM`` (``prefix`` ``rules/<name>`` for a rule set's rule)."""
+    return [f"{prefix}/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in config.weight_names()]
+
+
+def set_prefix(name: str) -> str:
+    """Checkpoint prefix of rule ``name``'s weights in a version-2 (multi-rule) file."""
+    return f"rules/{name}"
 
 
 def _require(condition: bool, path: str, problem: str) -> None:
@@ -64,8 +75,46 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_metadata(metadata: Any, path: str) -> RuleConfig:
-    """The ``RuleConfig`` that metadata read from ``path`` declares, after strict checks."""
+def _check_rule(rule: Any, state_size: Any, path: str, where: str) -> RuleConfig:
+    """The ``RuleConfig`` of one declared rule (``where``: its key in the metadata) and its
+    ``state_size``, checked."""
+    _require(isinstance(rule, dict) and rule.get("type") == RULE_TYPE, path, f"'{where}.type' is not {RULE_TYPE!r}")
+    try:
+        config = RuleConfig.from_dict({k: v for k, v in rule.items() if k not in ("type", "state_size")})
+    except (TypeError, ValueError) as error:
+        raise RuleLoadError(f"{path}: invalid rule metadata: {where}: {error}") from error
+    _require(_is_int(state_size), path, f"'state_size' must be an integer, got {state_size!r} (in {where!r})")
+    if state_size != config.state_size:
+        raise RuleLoadError(
+            f"{path}: metadata state_size {state_size} does not match its architecture"
+            f" ({config.state_size}) in {where!r}; re-export the rule with train.export"
+        )
+    return config
+
+
+def declared_rules(metadata: dict[str, Any], path: str) -> dict[str, RuleConfig]:
+    """The rules checked metadata declares, by checkpoint prefix: ``{"rule": config}`` (version
+    1) or ``{"rules/<name>": config}`` in the rule set's order (version 2)."""
+    if metadata["format_version"] == FORMAT_VERSION:
+        return {SINGLE_PREFIX: _check_rule(metadata.get("rule"), metadata.get("state_size"), path, "rule")}
+    rules = metadata.get("rules")
+    _require(isinstance(rules, dict) and 1 <= len(rules) <= rule_sets.MAX_RULES, path,
+             f"'rules' must be an object of 1 to {rule_sets.MAX_RULES} rules")
+    for name in rules:
+        _require(bool(re.fullmatch(rule_sets.RULE_NAME, name)), path, f"rule name {name!r} must match {rule_sets.RULE_NAME}")
+    try:
+        rule_sets.check_assignment(metadata.get("assignment"), list(rules), path)
+    except ValueError as error:
+        raise RuleLoadError(f"{error}; re-export the rule with train.export") from error
+    return {set_prefix(name): _check_rule(rule, _get(rule, "state_size"), path, f"rules.{name}") for name, rule in rules.items()}
+
+
+def _get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def check_metadata(metadata: Any, path: str) -> dict[str, RuleConfig]:
+    """The rules that metadata read from ``path`` declares (``declared_rules``), after strict checks."""
     _require(isinstance(metadata, dict), path, "not a JSON object")
     _require(metadata.get("format") == FORMAT, path, f"'format' is not {FORMAT!r}")
     version = metadata.get("format_version")
@@ -74,22 +123,10 @@ def check_metadata(metadata: Any, path: str) -> RuleConfig:
             f"{path}: rule format version {version!r}; this l2l_tf reads {SUPPORTED_FORMAT_VERSIONS}."
             " Upgrade l2l_tf or re-export the rule"
         )
-    rule = metadata.get("rule")
-    _require(isinstance(rule, dict) and rule.get("type") == RULE_TYPE, path, f"'rule.type' is not {RULE_TYPE!r}")
-    try:
-        config = RuleConfig.from_dict({k: v for k, v in rule.items() if k != "type"})
-    except (TypeError, ValueError) as error:
-        raise RuleLoadError(f"{path}: invalid rule metadata: {error}") from error
-    state_size = metadata.get("state_size")
-    _require(_is_int(state_size), path, f"'state_size' must be an integer, got {state_size!r}")
-    if state_size != config.state_size:
-        raise RuleLoadError(
-            f"{path}: metadata state_size {state_size} does not match its architecture"
-            f" ({config.state_size}); re-export the rule with train.export"
-        )
+    declared = declared_rules(metadata, path)
     for key in ("problem", "training", "evaluation"):
         _require(isinstance(metadata.get(key, {}), dict), path, f"{key!r} must be a JSON object")
-    return config
+    return declared
 
 
 def read_metadata(export_dir: str) -> dict[str, Any]:
@@ -112,7 +149,7 @@ def read_metadata(export_dir: str) -> dict[str, Any]:
     return metadata
 
 
-def _check_file_sizes(prefix: str, config: RuleConfig) -> None:
+def _check_file_sizes(prefix: str, configs: Sequence[RuleConfig]) -> None:
     index = prefix + ".index"
     if not os.path.isfile(index):
         raise RuleLoadError(f"{index}: missing; the rule's weights are gone (the SavedModel is corrupted)")
@@ -122,35 +159,37 @@ def _check_file_sizes(prefix: str, config: RuleConfig) -> None:
     if not shards or not all(os.path.isfile(p) for p in shards):
         raise RuleLoadError(f"{prefix}.data-*: missing or not regular files; the SavedModel is corrupted")
     data = sum(os.path.getsize(p) for p in shards)
-    limit = 4 * sum(int(np.prod(s)) for s in config.weight_shapes()) + MAX_EXTRA_DATA_BYTES
+    limit = 4 * sum(int(np.prod(s)) for c in configs for s in c.weight_shapes()) + MAX_EXTRA_DATA_BYTES
     if data > limit:
-        raise RuleLoadError(f"{prefix}.data-*: {data} bytes, more than a {config} rule can need ({limit}); refusing it")
+        raise RuleLoadError(f"{prefix}.data-*: {data} bytes, more than {list(configs)} can need ({limit}); refusing it")
 
 
-def read_weights(export_dir: str, config: RuleConfig) -> list[np.ndarray]:
-    """The rule's weight tensors, read as data from ``export_dir/variables`` and checked."""
+def read_weights(export_dir: str, declared: dict[str, RuleConfig]) -> dict[str, list[np.ndarray]]:
+    """Each declared rule's weight tensors (by checkpoint prefix, ``declared_rules``), read as
+    data from ``export_dir/variables`` and checked: exactly those tensors, float32, those shapes."""
     prefix = os.path.join(export_dir, "variables", "variables")
-    _check_file_sizes(prefix, config)
+    _check_file_sizes(prefix, list(declared.values()))
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except Exception as error:  # the C++ reader raises several types on corrupted files
         raise RuleLoadError(f"{export_dir!r}: the rule's weights are unreadable, the SavedModel is corrupted"
                             f" ({str(error)[:300]})") from error
-    keys = weight_keys(config)
-    unexpected = sorted(set(shapes) - set(keys) - {OBJECT_GRAPH_KEY})
-    missing = sorted(set(keys) - set(shapes))
+    expected = {key: shape for p, c in declared.items() for key, shape in zip(weight_keys(c, p), c.weight_shapes())}
+    unexpected = sorted(set(shapes) - set(expected) - {OBJECT_GRAPH_KEY})
+    missing = sorted(set(expected) - set(shapes))
     if missing or unexpected:
+        described = ", ".join(f"{c.num_layers}x{c.hidden_size}" for c in declared.values())
         raise RuleLoadError(
-            f"{export_dir!r}: its variables are not those of a {config.num_layers}x{config.hidden_size} rule"
+            f"{export_dir!r}: its variables are not those of a {described} rule{' set' if len(declared) > 1 else ''}"
             f" (missing {missing[:4]}, unexpected {unexpected[:4]}); not an l2l_tf rule export"
         )
-    for key, shape in zip(keys, config.weight_shapes()):
+    for key, shape in expected.items():
         if dtypes[key] != tf.float32 or tuple(shapes[key]) != shape:
             raise RuleLoadError(f"{export_dir!r}: weight {key} is {dtypes[key].name} {shapes[key]},"
                                 f" expected float32 {list(shape)}")
     try:
-        return [reader.get_tensor(key) for key in keys]
+        return {p: [reader.get_tensor(key) for key in weight_keys(c, p)] for p, c in declared.items()}
     except Exception as error:
         raise RuleLoadError(f"{export_dir!r}: the rule's weights are unreadable ({str(error)[:300]})") from error
 
@@ -169,16 +208,25 @@ class LoadedRule(CoordinatewiseLSTM):
     export's metadata (``{}`` for a ``.keras`` config)."""
 
     def __init__(self, config: RuleConfig, values: Sequence[Any], source: str,
-                 metadata: dict[str, Any] | None = None):
+                 metadata: dict[str, Any] | None = None, name: str = "loaded_rule"):
         arrays = check_weights(config, values, source)
-        super().__init__(config, name="loaded_rule")
+        super().__init__(config, name=name)
         self.set_weights(arrays, source)
         self.path = source
         self.metadata = metadata or {}
 
 
-def load(export_dir: str) -> LoadedRule:
-    """Loads an exported rule without executing anything from it (see the module doc)."""
+def load(export_dir: str) -> LoadedRule | RuleSet:
+    """Loads an exported rule (version 1), or rule set (version 2: a ``RuleSet`` of
+    ``LoadedRule``s with the stored assignment), without executing anything from it (see the
+    module doc)."""
     metadata = read_metadata(export_dir)
-    config = check_metadata(metadata, export_dir)
-    return LoadedRule(config, read_weights(export_dir, config), export_dir, metadata)
+    declared = check_metadata(metadata, export_dir)
+    weights = read_weights(export_dir, declared)
+    if metadata["format_version"] == FORMAT_VERSION:
+        return LoadedRule(declared[SINGLE_PREFIX], weights[SINGLE_PREFIX], export_dir, metadata)
+    rules = {
+        name: LoadedRule(declared[set_prefix(name)], weights[set_prefix(name)], export_dir, metadata, name=name)
+        for name in metadata["rules"]
+    }
+    return RuleSet(rules, metadata["assignment"])

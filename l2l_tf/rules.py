@@ -16,6 +16,16 @@ of the gradient per rate, ``m_k <- b_k m_k + (1 - b_k) g``; the LSTM then sees t
 preprocessed gradient *and* the preprocessed averages. An LSTM fed only log/sign
 features cannot average raw gradients itself (it never sees them linearly), which is
 what momentum methods do; the averages give it that directly.
+
+Global averaging cells (the paper's LSTM+GAC, ``RuleConfig.gac_cells = k``): in every layer
+the last ``k`` of the ``H`` units are shared by all coordinates. Each coordinate computes
+them as usual, but what every coordinate reads back as those units' recurrent input at the
+next step is their **mean over all coordinates** (``global_context``: ``[layers, k]``), so
+information travels between coordinates with one step's delay: e.g. a cell holding ``g^2``
+lets the rule scale by the previous step's gradient norm (norm clipping). The mean is taken
+from the incoming state before any cutting of the coordinates into blocks
+(``LearnedOptimizer(coordinate_block_size=...)``, meta-training's ``--coordinate_blocks``),
+so blocked and unblocked steps compute the same values.
 """
 
 from __future__ import annotations
@@ -60,9 +70,10 @@ class RuleConfig:
     preprocessing_p: float = 10.0
     output_scale: float = 0.1
     momentum_decays: tuple[float, ...] = ()
+    gac_cells: int = 0  # global averaging cells per layer (the paper's LSTM+GAC); 0: none
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "hidden_size"):
+        for name in ("num_layers", "hidden_size", "gac_cells"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise RuleConfigError(f"{name} must be an integer, got {value!r}")
@@ -70,6 +81,8 @@ class RuleConfig:
             raise RuleConfigError(f"num_layers must be in [1, {MAX_NUM_LAYERS}], got {self.num_layers}")
         if not 1 <= self.hidden_size <= MAX_HIDDEN_SIZE:
             raise RuleConfigError(f"hidden_size must be in [1, {MAX_HIDDEN_SIZE}], got {self.hidden_size}")
+        if not 0 <= self.gac_cells < self.hidden_size:
+            raise RuleConfigError(f"gac_cells must be in [0, hidden_size={self.hidden_size}), got {self.gac_cells}")
         if not isinstance(self.preprocessing, str):
             raise RuleConfigError(f"preprocessing must be a string, got {self.preprocessing!r}")
         preprocess.check_kind(self.preprocessing)
@@ -121,6 +134,8 @@ class RuleConfig:
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["momentum_decays"] = list(self.momentum_decays)
+        if not self.gac_cells:  # files of rules without GAC stay as they were (older l2l_tf reads them)
+            del values["gac_cells"]
         return values
 
     @classmethod
@@ -136,13 +151,25 @@ class RuleConfig:
 
 @runtime_checkable
 class Rule(Protocol):
-    """What every coordinatewise update rule offers, and all that evaluation, the Keras
-    optimizer and export rely on: the Python rule (``CoordinatewiseLSTM``), a rule loaded
-    from a file (``rule_file.LoadedRule``) and the sharded rule (``sharding.CoordinateShards``).
+    """What every update rule offers, and all that evaluation, the Keras optimizer and
+    export rely on: the Python rules (``CoordinatewiseLSTM``, ``rules_mlp.MLPRule``), a rule
+    loaded from a file (``rule_file.load``) and the sharded rule (``sharding.CoordinateShards``).
 
     ``step`` maps ``[N]`` gradients and ``[N, state_size]`` state to the additive ``[N]``
     update and the new state; ``get_weights``/``set_weights`` (de)serialise the weights as
     float32 arrays in ``config.weight_shapes()`` order.
+
+    Rules whose ``has_global_cells`` is true (``CoordinatewiseLSTM`` with ``gac_cells``) read a
+    statistic over all coordinates; callers that cut the coordinates into blocks compute it
+    first with ``layout.global_context(rule, ...)`` and pass it to every block's step as ``context=``.
+
+    Optional inputs: a rule whose class attribute ``needs_layout`` is true also takes
+    ``layout=`` (a ``layout.TensorLayout``: which coordinates form which tensor, for
+    per-tensor or all-coordinate reductions), one whose ``needs_params`` is true also takes
+    ``params=`` (the ``[N]`` parameter values before the update). Coordinatewise rules
+    define neither (both default to false); callers go through ``layout.rule_step`` /
+    ``layout.rule_step_cells``, which pass exactly what a rule declares. A rule that needs
+    the layout cannot be run on arbitrary blocks of coordinates (``layout.check_blockable``).
     """
 
     config: RuleConfig
@@ -202,6 +229,10 @@ class CoordinatewiseLSTM(tf.Module):
     goes through a linear map to one output, multiplied by ``config.output_scale``.
     """
 
+    family = "lstm"  # the rule file's ``family`` (rule_families)
+    needs_layout = False  # coordinatewise: no per-tensor reductions (layout.rule_step)
+    needs_params = False
+
     def __init__(self, config: RuleConfig | None = None, seed: int = 0, name: str | None = None):
         super().__init__(name=name or "coordinatewise_lstm")
         self.config = config or RuleConfig()
@@ -232,6 +263,19 @@ class CoordinatewiseLSTM(tf.Module):
     def state_size(self) -> int:
         return self.config.state_size
 
+    @property
+    def has_global_cells(self) -> bool:
+        """Whether some cells are global averaging cells (``RuleConfig.gac_cells``)."""
+        return self.config.gac_cells > 0
+
+    def global_context(self, blocks: Sequence[list[tf.Tensor]]) -> tf.Tensor:
+        """``[num_layers, gac_cells]``: each layer's global cells (the last ``gac_cells`` units
+        of ``h``) averaged over every coordinate of ``blocks`` (each block's ``split_state``)."""
+        k, layers = self.config.gac_cells, range(self.config.num_layers)
+        sums = tf.add_n([tf.stack([tf.reduce_sum(cells[2 * i][:, -k:], 0) for i in layers]) for cells in blocks])
+        count = tf.add_n([tf.shape(cells[0])[0] for cells in blocks])
+        return sums / tf.cast(tf.maximum(count, 1), tf.float32)
+
     def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
         """Zero recurrent state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
         return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
@@ -248,21 +292,25 @@ class CoordinatewiseLSTM(tf.Module):
         """Inverse of ``split_state``."""
         return tf.concat(cells, axis=1)
 
-    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(
+        self, gradients: tf.Tensor, state: tf.Tensor, context: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """One update for a flat batch of coordinates.
 
         Args:
           gradients: ``[N]`` float32 gradients, one per coordinate.
           state: ``[N, state_size]`` float32 recurrent state.
+          context: with global averaging cells, ``global_context`` over *all* coordinates when
+            these ``N`` are one block of them; default: computed from ``state``.
 
         Returns:
           ``(update, new_state)``: the additive ``[N]`` update and the ``[N, state_size]`` state.
         """
-        update, cells = self.step_cells(gradients, self.split_state(state))
+        update, cells = self.step_cells(gradients, self.split_state(state), context)
         return update, self.join_state(cells)
 
     def step_cells(
-        self, gradients: tf.Tensor, cells: list[tf.Tensor]
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], context: tf.Tensor | None = None
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``step`` on the state split into cells (see ``split_state``).
 
@@ -271,9 +319,15 @@ class CoordinatewiseLSTM(tf.Module):
         LSTM itself in the backward pass.
         """
         x, momenta = self._features(gradients, cells)
+        k = self.config.gac_cells
+        if k and context is None:
+            context = self.global_context([cells])
         new_cells = []
         for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             h, c = cells[2 * layer], cells[2 * layer + 1]
+            if k:  # the global cells read back every coordinate's mean
+                shared = tf.broadcast_to(context[layer], [tf.shape(h)[0], k])
+                h = tf.concat([h[:, :-k], shared], axis=1)
             gates = tf.matmul(tf.concat([x, h], axis=1), kernel) + bias
             i, f, g, o = tf.split(gates, 4, axis=1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)

@@ -55,6 +55,8 @@ class Computation:
     es_pairs: int = 4
     es_std: float = 0.01
     validation_problem: str | None = None  # None: validate on the training problems
+    rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
+    gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

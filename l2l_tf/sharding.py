@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from l2l_tf.layout import global_context
 from l2l_tf.rules import CellRule, RuleConfig
 
 
@@ -110,10 +111,15 @@ class CoordinateShards(tf.Module):
         return tf.concat([self.rule.join_state(block) for block in self._cells_per_shard(cells)], axis=0)
 
     def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """``rule.step_cells`` on each block: ``([N] update, every block's new cells)``."""
+        """``rule.step_cells`` on each block: ``([N] update, every block's new cells)``. A rule
+        with global cells gets their mean over all blocks (``rules.global_context``), taken
+        before the blocks are stepped."""
         updates, new_cells = [], []
-        for block_gradients, block_cells in zip(tf.split(gradients, self.sizes), self._cells_per_shard(cells)):
-            update, block_cells = self.rule.step_cells(block_gradients, block_cells)
+        blocks = self._cells_per_shard(cells)
+        context = global_context(self.rule, blocks)
+        extra = {} if context is None else {"context": context}
+        for block_gradients, block_cells in zip(tf.split(gradients, self.sizes), blocks):
+            update, block_cells = self.rule.step_cells(block_gradients, block_cells, **extra)
             updates.append(update)
             new_cells += block_cells
         return tf.concat(updates, axis=0), new_cells

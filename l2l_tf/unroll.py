@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from l2l_tf.layout import TensorLayout, needs_layout, rule_step_cells
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf.rules import CellRule, CoordinatewiseLSTM
-from l2l_tf.sharding import CoordinateShards
+from l2l_tf.rules import CellRule
 
 
 def step_batch(batches: Batch, t: int | tf.Tensor) -> Batch:
@@ -70,6 +70,7 @@ def _run_steps(
     the previous unroll's last term).
     """
     meta_loss, step_losses = tf.constant(0.0), []
+    layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(rule) else None
     for t in steps:
         losses, gradients, optimizee_state = loss_gradient_and_state(
             problem, params, optimizee_state, step_batch(batches, t)
@@ -80,13 +81,13 @@ def _run_steps(
             meta_loss += step_weights[t - 1] * objective(mean_loss)
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
-        update, cells = rule.step_cells(gradients, cells)
+        update, cells = rule_step_cells(rule, gradients, cells, layout, params)
         params = params + update
     return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
 
 
 def unroll_with_state(
-    rule: CoordinatewiseLSTM | CoordinateShards,
+    rule: CellRule,
     problem: Problem,
     params: tf.Tensor,
     state: tf.Tensor,

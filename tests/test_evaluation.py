@@ -126,3 +126,17 @@ def test_seed_ranges_are_disjoint():
     assert seeds.training_seed(0) >= seeds.TRAINING_START > seeds.VALIDATION_START
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines.make_baseline("adagrad", 0.1)
+
+
+def test_tuning_shares_each_runs_start_and_scores_as_separate_runs_do(mnist_data_dir):
+    from l2l_tf.evaluation import tune_all
+    from l2l_tf.problems.task_specs import MLPTask
+
+    # Keras' own initialisers: drawing the parameters sets the global seeds the data order depends on.
+    problem = MLPTask((8,), "relu", data="digits14").build("tiny", "idx", mnist_data_dir)
+    runners = [BaselineRunner(name, problem, num_steps=5, jit_compile=False) for name in ("sgd", "adam")]
+    tuned = tune_all(runners, seeds.tuning_seeds(2), [0.01, 0.3])
+    for runner, result in zip(runners, tuned):
+        for lr, score in result.scores.items():
+            separate = [runner.run(seed, lr)[0][-1] for seed in reversed(seeds.tuning_seeds(2))]  # other order
+            assert score == pytest.approx(float(np.mean(separate)), rel=1e-6), (runner.name, lr)

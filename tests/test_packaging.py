@@ -79,7 +79,7 @@ def test_wheel_installs_only_l2l_tf_with_every_shipped_file(wheel):
 def test_wheel_console_scripts_point_at_main_functions(wheel):
     entry_points = wheel.read("l2l_tf-0.1.0.dist-info/entry_points.txt").decode()
     scripts = dict(line.split(" = ") for line in entry_points.splitlines()[1:] if " = " in line)
-    assert {"l2l-meta-train", "l2l-evaluate", "l2l-export", "l2l-fit-keras", "l2l-optimizers"} <= set(scripts)
+    assert {"l2l-meta-train", "l2l-evaluate", "l2l-evaluate-suite", "l2l-export", "l2l-fit-keras", "l2l-optimizers"} <= set(scripts)
     for target in scripts.values():
         module, function = target.split(":")
         source = wheel.read(module.replace(".", "/") + ".py").decode()

@@ -19,3 +19,23 @@ TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup t
   --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
   --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=0 \
   > $out/meta_train.single.log 2>&1 &
+
+# 3. Separate conv/FC LSTMs (the paper's conv-net optimizer; l2l_tf/rule_sets.py): two rules of the
+#    same architecture, trained jointly, one for the convolution kernels and one for every other
+#    parameter. Same settings as step 2 otherwise; at run 0 both start as step 2's untrained rule.
+#    CORE picks the core to pin to (default 0, as step 2; use a free one).
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
+  --problem=mnist_conv $data --save_path=$out/run_conv_fc --rule_set=conv_fc \
+  --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
+  --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
+  --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=0 \
+  > $out/meta_train.conv_fc.log 2>&1 &
+
+# 4. LSTM+GAC (the paper's global averaging cells): one LSTM as in step 2 whose last 4 of 20
+#    units per layer read their mean over all coordinates (--gac_cells=4, not tuned).
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
+  --problem=mnist_conv $data --save_path=$out/run_gac --gac_cells=4 \
+  --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
+  --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
+  --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=0 \
+  > $out/meta_train.gac.log 2>&1 &

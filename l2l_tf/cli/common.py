@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from l2l_tf import catalog, export
+from l2l_tf import baselines, catalog, export
 from l2l_tf.problems import PROBLEM_NAMES, Problem, is_task_list, make_problems
 from l2l_tf.problems.custom import load_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
@@ -29,15 +30,25 @@ def define_problem_flags() -> None:
         "problem", lambda name: name in PROBLEM_NAMES or is_task_list(name),
         f"must be one of {list(PROBLEM_NAMES)} or tasks:NAME (a task list)",
     )
-    flags.DEFINE_enum(
-        "data_source", TFDS, SOURCES,
-        "Where the data comes from: 'tfds' (tfds.load of MNIST or, for the cifar* problems,"
-        " CIFAR-10; needs network the first time) or 'idx' (local MNIST IDX files in --data_dir).",
-    )
+    define_data_flags()
     flags.DEFINE_string(
         "problem_fn", None,
         "Your own optimizee instead of --problem: MODULE:FUNCTION (importable from the working folder)"
         " returning an l2l_tf Problem, e.g. l2l_tf.KerasProblem(build_model, (x, y)).",
+    )
+    flags.DEFINE_string(
+        "vgg_weights", None,
+        "neural_art problems: VGG19 weights, an .npz file (default DATA_DIR/vgg19/vgg19_notop_q8.npz)"
+        " or 'imagenet' (Keras downloads them; needs network access once).",
+    )
+
+
+def define_data_flags() -> None:
+    """Defines --data_source and --data_dir (where digits and other data come from)."""
+    flags.DEFINE_enum(
+        "data_source", TFDS, SOURCES,
+        "Where the data comes from: 'tfds' (tfds.load of MNIST or, for the cifar* problems,"
+        " CIFAR-10; needs network the first time) or 'idx' (local MNIST IDX files in --data_dir).",
     )
     flags.DEFINE_string(
         "data_dir", None,
@@ -45,11 +56,20 @@ def define_problem_flags() -> None:
         " ../shared/data/mnist-10k). With tfds: TFDS's data_dir. With neural_art problems: the folder"
         " with content/ and style/ images (default $L2L_NEURAL_ART_DIR or ../shared/data/neural-art).",
     )
+
+
+def define_evaluation_flags() -> None:
+    """Defines the flags of evaluating a rule against tuned baselines: --optimizer, --baselines,
+    --learning_rates, --tuning_seeds and --jit_compile."""
     flags.DEFINE_string(
-        "vgg_weights", None,
-        "neural_art problems: VGG19 weights, an .npz file (default DATA_DIR/vgg19/vgg19_notop_q8.npz)"
-        " or 'imagenet' (Keras downloads them; needs network access once).",
+        "optimizer", None,
+        "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers);"
+        " unset: only the baselines run.",
     )
+    flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
+    flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
+    flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
+    flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
 
 
 # "Where a rule is" has one flag name in every binary, --optimizer (--init_optimizer for
@@ -95,6 +115,20 @@ def build_problems(name: str | None = None) -> list[Problem]:
         hint = " (flags: --data_source=idx --data_dir=DIR)" if "source 'idx'" in str(error) else ""
         usage_error(f"--problem={name} --data_source={values.data_source} --data_dir={values.data_dir}: {error}{hint}")
         raise  # unreachable
+
+
+def parse_baselines_and_rates(names: list[str], learning_rates: list[str]) -> list[float]:
+    """The --learning_rates grid as numbers; a usage error for unknown --baselines or a bad grid."""
+    unknown = sorted(set(names) - set(baselines.BASELINES))
+    if unknown:
+        usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
+    try:
+        rates = [float(lr) for lr in learning_rates]
+    except ValueError:
+        usage_error(f"--learning_rates must be numbers, got {learning_rates}")
+    if any(not (lr > 0 and math.isfinite(lr)) for lr in rates):
+        usage_error(f"--learning_rates must all be finite numbers > 0, got {learning_rates}")
+    return rates
 
 
 def usage_error(message: str) -> None:
@@ -156,3 +190,11 @@ def load_learned(path: str):
     """The rule of an exported rule folder or shipped rule name (read as data, nothing from
     it executed), else the best rule of a training checkpoint."""
     return export.load_any(catalog.resolve(path))
+
+
+def load_learned_or_exit(path: str):
+    """``load_learned``, with a one-line usage error if ``path`` holds no loadable rule."""
+    try:
+        return load_learned(path)
+    except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
+        usage_error(str(error))

@@ -21,13 +21,12 @@ rule and the baselines can run in parallel and be compared afterwards.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 
 from absl import flags
 
-from l2l_tf import baselines, export, seeds
+from l2l_tf import baselines, seeds
 from l2l_tf.cli import common
 from l2l_tf.evaluation import (
     BaselineRunner,
@@ -45,23 +44,15 @@ from l2l_tf.evaluation import (
 )
 
 common.define_problem_flags()
+common.define_evaluation_flags()
 flags.adopt_module_key_flags(common)
-flags.DEFINE_string(
-    "optimizer", None,
-    "Exported rule (SavedModel folder), meta_train --save_path, or a shipped rule's name (l2l-optimizers);"
-    " unset: only the baselines run.",
-)
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
-flags.DEFINE_integer("tuning_seeds", 5, "Runs per learning rate when tuning baselines.", lower_bound=1)
-flags.DEFINE_list("baselines", ["sgd", "nag", "rmsprop", "adam"], "Baselines to tune and run.")
-flags.DEFINE_list("learning_rates", [str(lr) for lr in baselines.DEFAULT_LEARNING_RATES], "Learning-rate grid for tuning.")
 flags.DEFINE_string(
     "output_dir", None,
     "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
 )
-flags.DEFINE_boolean("jit_compile", True, "Compile trajectories with XLA.")
 flags.DEFINE_string(
     "baseline_results", None,
     "Reuse the baselines (tuned learning rates, curves, metrics) of an earlier evaluate run's results.json"
@@ -113,15 +104,7 @@ def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_ra
 
 
 def parse_learning_rates() -> list[float]:
-    unknown = sorted(set(FLAGS.baselines) - set(baselines.BASELINES))
-    if unknown:
-        common.usage_error(f"--baselines: unknown {unknown}; choose from {sorted(baselines.BASELINES)}")
-    try:
-        learning_rates = [float(lr) for lr in FLAGS.learning_rates]
-    except ValueError:
-        common.usage_error(f"--learning_rates must be numbers, got {FLAGS.learning_rates}")
-    if any(not (lr > 0 and math.isfinite(lr)) for lr in learning_rates):
-        common.usage_error(f"--learning_rates must all be finite numbers > 0, got {FLAGS.learning_rates}")
+    learning_rates = common.parse_baselines_and_rates(FLAGS.baselines, FLAGS.learning_rates)
     if not FLAGS.optimizer and not FLAGS.baselines:
         common.usage_error("nothing to evaluate: pass --optimizer and/or --baselines")
     return learning_rates
@@ -133,12 +116,7 @@ def run(argv: list[str]) -> None:
     learning_rates = parse_learning_rates()
     output_dir = FLAGS.output_dir or default_output_dir("custom" if FLAGS.problem_fn else FLAGS.problem)
     common.require_writable_dir(output_dir, "output_dir")
-    rule = None
-    if FLAGS.optimizer:
-        try:
-            rule = common.load_learned(FLAGS.optimizer)
-        except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
-            common.usage_error(str(error))
+    rule = common.load_learned_or_exit(FLAGS.optimizer) if FLAGS.optimizer else None
     problem = common.build_problem()
     eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
     tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)

@@ -24,11 +24,12 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from l2l_tf import distributed, export, preprocess, sharding
+from l2l_tf import distributed, export, preprocess, rule_sets, sharding
 from l2l_tf.cli import common
 from l2l_tf.meta_config import GRADIENT_ESTIMATORS, META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig, MetaSchedule
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, warm_start
 from l2l_tf.problems import Problem
+from l2l_tf.rule_sets import RuleSet
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.run_config import RunConfig
 from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 
@@ -116,6 +117,20 @@ flags.DEFINE_list(
     " besides the gradient, e.g. 0.5,0.9,0.99 (empty: the paper's rule). With --init_optimizer a rule"
     " without them, the new inputs start with zero weight.",
 )
+flags.DEFINE_integer(
+    "gac_cells", 0,
+    "The paper's LSTM+GAC: this many units of every LSTM layer are global averaging cells, whose"
+    " recurrent input is their mean over all coordinates (information shared across coordinates, one"
+    " step behind; enough for e.g. gradient-norm clipping). 0: the plain coordinatewise LSTM.",
+    lower_bound=0,
+)
+flags.DEFINE_enum(
+    "rule_set", "single", list(rule_sets.RULE_SETS),
+    "single: one rule for every parameter. conv_fc (the paper's conv-net optimizer): two rules of the"
+    " architecture above, trained jointly, one for the convolution kernels and one for every other"
+    " parameter (biases, BatchNorm, dense layers); see l2l_tf/rule_sets.py. With --init_optimizer a"
+    " single rule, both start from it.",
+)
 flags.DEFINE_enum(
     "distribution", "none", list(distributed.DISTRIBUTIONS),
     "none: one device. mirrored: every GPU of this machine (tf.distribute.MirroredStrategy)."
@@ -193,17 +208,18 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
     return rule_config, meta_config, options
 
 
-def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM:
-    """A fresh rule (in the strategy's scope: mirrored), warm-started with --init_optimizer if set."""
+def build_rule(rule_config: RuleConfig, strategy: tf.distribute.Strategy | None) -> CoordinatewiseLSTM | RuleSet:
+    """A fresh rule or rule set (--rule_set; in the strategy's scope: mirrored), warm-started
+    with --init_optimizer if set."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        rule = CoordinatewiseLSTM(rule_config, seed=FLAGS.seed)
+        rule = rule_sets.make(FLAGS.rule_set, rule_config, seed=FLAGS.seed)
     if FLAGS.init_optimizer:
         try:
             start = export.load_any(FLAGS.init_optimizer)
         except (FileNotFoundError, ValueError) as error:
             common.usage_error(str(error))
         try:
-            warm_start(rule, start)
+            rule_sets.warm_start(rule, start)
         except ValueError as error:
             common.usage_error(f"--init_optimizer={FLAGS.init_optimizer}: {error}; pass matching architecture flags")
     return rule
@@ -229,7 +245,7 @@ def describe(problems: list[Problem]) -> dict:
     return {"name": FLAGS.problem, "problems": [problem.describe() for problem in problems]}
 
 
-def announce(rule_config: RuleConfig, rule: CoordinatewiseLSTM, problems: list[Problem],
+def announce(rule_config: RuleConfig, rule: CoordinatewiseLSTM | RuleSet, problems: list[Problem],
              strategy: tf.distribute.Strategy | None) -> None:
     """The line that says what this job meta-trains."""
     sizes = sorted({problem.num_coordinates for problem in problems})
@@ -237,8 +253,10 @@ def announce(rule_config: RuleConfig, rule: CoordinatewiseLSTM, problems: list[P
         what = f"{problems[0].name} ({sizes[0]} coordinates)"
     else:
         what = f"{FLAGS.problem} ({len(problems)} problems of {sizes[0]} to {sizes[-1]} coordinates)"
+    rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
+    rules += f" with {rule_config.gac_cells} global averaging cells per layer" if rule_config.gac_cells else ""
     print(
-        f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule"
+        f"meta-training a {rule_config.num_layers}x{rule_config.hidden_size} LSTM rule{rules}"
         f" ({rule.num_meta_parameters()} weights) on {what}, {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
         + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
         flush=True,

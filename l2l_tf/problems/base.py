@@ -27,6 +27,11 @@ class Problem(abc.ABC):
     def param_shapes(self) -> list[tf.TensorShape]:
         """Shapes of the optimizee's parameter tensors, in a fixed order."""
 
+    def param_names(self) -> list[str]:
+        """A path per parameter tensor (``param_shapes`` order), what rule sets assign
+        parameters by (``l2l_tf.rule_sets``); ``param_<i>`` unless the problem names them."""
+        return [f"param_{i}" for i in range(len(self.param_shapes()))]
+
     @abc.abstractmethod
     def initial_params(self, seed: int) -> list[tf.Tensor]:
         """Freshly initialised parameters for optimizee number ``seed``."""

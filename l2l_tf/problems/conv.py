@@ -19,6 +19,7 @@ initial values, which would make the reported test metrics meaningless.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -54,23 +55,25 @@ def conv_net(
     channels: tuple[int, ...] = (16, 16, 16),
     kernel_size: int = 5,
     hidden: int = 32,
+    batch_norm: bool = True,
 ) -> keras.Model:
-    """The paper's conv net (built), taking flat ``[batch, prod(image_shape)]`` images."""
+    """The paper's conv net (built), taking flat ``[batch, prod(image_shape)]`` images.
+
+    ``batch_norm=False`` drops the BatchNormalization layers (convolutions and the dense
+    layer then have biases): a net without optimizee state."""
+
+    def block(make: Callable[[bool], keras.layers.Layer]) -> list:
+        """``make(use_bias)``'s layer, then BatchNormalization (if any) and ReLU."""
+        if not batch_norm:
+            return [make(True), keras.layers.ReLU()]
+        return [make(False), keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, scale=False), keras.layers.ReLU()]
+
     layers: list = [keras.Input((int(np.prod(image_shape)),)), keras.layers.Reshape(image_shape)]
     for width in channels:
-        layers += [
-            keras.layers.Conv2D(width, kernel_size, padding="same", use_bias=False),
-            keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, scale=False),
-            keras.layers.ReLU(),
-            keras.layers.MaxPooling2D(2, padding="same"),
-        ]
-    layers += [
-        keras.layers.Flatten(),
-        keras.layers.Dense(hidden, use_bias=False),
-        keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, scale=False),
-        keras.layers.ReLU(),
-        keras.layers.Dense(classes),
-    ]
+        layers += block(lambda bias, width=width: keras.layers.Conv2D(width, kernel_size, padding="same", use_bias=bias))
+        layers.append(keras.layers.MaxPooling2D(2, padding="same"))
+    layers += [keras.layers.Flatten(), *block(lambda bias: keras.layers.Dense(hidden, use_bias=bias))]
+    layers.append(keras.layers.Dense(classes))
     return keras.Sequential(layers)
 
 

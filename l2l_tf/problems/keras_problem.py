@@ -68,6 +68,10 @@ class KerasProblem(Problem):
     def param_shapes(self) -> list[tf.TensorShape]:
         return [tf.TensorShape(v.shape) for v in self.model.trainable_variables]
 
+    def param_names(self) -> list[str]:
+        """The trainable variables' Keras paths (e.g. ``sequential/conv2d/kernel``)."""
+        return [v.path for v in self.model.trainable_variables]
+
     def initial_params(self, seed: int) -> list[tf.Tensor]:
         if self.init_stddev is not None:
             return [
