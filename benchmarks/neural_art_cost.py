@@ -50,9 +50,9 @@ def meta_step_ms(problem: NeuralArt, repeats: int) -> tuple[float, float]:
     trainer = MetaTrainer(rule, problem, config)
     train_unroll = first_unroll(trainer, seeds.training_seed(123_456))
     start = time.perf_counter()
-    train_unroll()["meta_loss"].numpy()
+    train_unroll().meta_loss.numpy()
     first = time.perf_counter() - start
-    per_unroll = median_time(lambda: train_unroll()["meta_loss"], repeats)
+    per_unroll = median_time(lambda: train_unroll().meta_loss, repeats)
     return 1000 * per_unroll / config.unroll_length, first
 
 

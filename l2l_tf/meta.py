@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -31,7 +31,7 @@ from l2l_tf.unroll import (  # re-exported: l2l_tf.meta.unroll_with_state etc.
 )
 
 __all__ = [
-    "MetaConfig", "MetaSchedule", "MetaTrainer", "UnrollResult", "all_finite", "loss_and_gradient",
+    "MetaConfig", "MetaSchedule", "MetaTrainer", "TrainStep", "UnrollResult", "all_finite", "loss_and_gradient",
     "loss_gradient_and_state", "make_meta_optimizer", "step_batch", "unroll_with_state",
 ]
 
@@ -55,6 +55,18 @@ class UnrollResult:
     state: tf.Tensor | None = None
     local_seeds: tuple[int, ...] = ()
     optimizee_state: Any = None
+
+
+class TrainStep(NamedTuple):
+    """What the compiled ``MetaTrainer.train_unroll`` returns: the estimator's ``meta_loss``
+    and ``step_losses``, the meta-gradient's global norm, whether the update was ``applied``,
+    and the estimator's ``carry`` for the next unroll."""
+
+    meta_loss: tf.Tensor
+    step_losses: tf.Tensor
+    meta_gradient_norm: tf.Tensor
+    applied: tf.Tensor
+    carry: Any
 
 
 def make_meta_optimizer(
@@ -108,7 +120,7 @@ class MetaTrainer:
             self._train_unroll, input_signature=self.unroll_signature, jit_compile=config.schedule.jit_compile
         )
 
-    def _train_unroll(self, carry: Any, batches: Batch, step_weights: tf.Tensor) -> dict:
+    def _train_unroll(self, carry: Any, batches: Batch, step_weights: tf.Tensor) -> TrainStep:
         estimate = self.estimator.estimate(carry, batches, step_weights)
         meta_gradients = estimate.gradients
         finite = all_finite([estimate.meta_loss, *meta_gradients])
@@ -122,13 +134,8 @@ class MetaTrainer:
             return tf.constant(False)
 
         applied = tf.cond(finite, apply, skip)
-        return {
-            "meta_loss": estimate.meta_loss,
-            "step_losses": estimate.step_losses,
-            "meta_gradient_norm": tf.linalg.global_norm(meta_gradients),
-            "applied": applied,
-            "carry": estimate.carry,
-        }
+        norm = tf.linalg.global_norm(meta_gradients)
+        return TrainStep(estimate.meta_loss, estimate.step_losses, norm, applied, estimate.carry)
 
     def run_batches(self, seed: int) -> Iterator[Batch]:
         """Per-unroll stacked batches for optimizee ``seed`` (a tf.data pipeline)."""
@@ -149,7 +156,7 @@ class MetaTrainer:
         """
         carry = self.estimator.initial_carry(seed)
         for index, batches in enumerate(self.run_batches(seed)):
-            outputs = self.train_unroll(carry, batches, self.unroll_weights(index))
-            carry = outputs.pop("carry")
-            run = self.estimator.run_of(carry)
-            yield UnrollResult(**outputs, params=run.params, state=run.state, optimizee_state=run.optimizee_state)
+            step = self.train_unroll(carry, batches, self.unroll_weights(index))
+            carry, run = step.carry, self.estimator.run_of(step.carry)
+            yield UnrollResult(step.meta_loss, step.step_losses, step.meta_gradient_norm, step.applied,
+                               run.params, run.state, optimizee_state=run.optimizee_state)

@@ -122,3 +122,20 @@ def test_task_lists_are_named_and_unknown_names_list_the_choices():
     assert [p.name for p in make_problems("quadratic")] == ["quadratic"]
     with pytest.raises(ValueError, match="unknown task list 'nope'; choose from .*quadratics_small"):
         make_problems("tasks:nope")
+
+
+def test_the_binary_meta_trains_on_a_named_task_list_and_refuses_unknown_ones(tmp_path):
+    from test_binaries import run_binary
+
+    save = tmp_path / "run"
+    flags = ["--num_runs=2", "--num_steps=4", "--unroll_length=2", "--validation_every=2", "--validation_runs=1"]
+    result = run_binary("meta_train", "--problem=tasks:quadratics_small", f"--save_path={save}", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on tasks:quadratics_small (2 problems of 12 to 24 coordinates)" in result.stdout
+    assert json.loads(result.stdout.split("summary: ")[1].splitlines()[0])["runs"] == 2
+    stored = json.load(open(save / "run_config.json"))
+    assert stored["problem"] == "tasks:quadratics_small"
+    assert [p["name"] for p in stored["problem_description"]["problems"]] == ["quadratic_3", "quadratic_6"]
+    unknown = run_binary("meta_train", "--problem=tasks:nope", f"--save_path={tmp_path / 'other'}", *flags)
+    assert unknown.returncode == 2 and "unknown task list 'nope'; choose from" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
