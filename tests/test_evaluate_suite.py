@@ -57,6 +57,14 @@ def test_a_shipped_rule_reuses_the_baselines_and_reports_against_the_targets(bas
         assert len(second["tasks"][task]["stability"]["final_losses"]) == 2
     assert second["summary"]["tasks"] == 2 and isinstance(second["summary"]["targets_met"], bool)
     assert "targets met:" in (rule_out / "results.md").read_text()
+    # One table assembled from earlier runs: the rule's runs reused too, nothing re-run.
+    again = run_binary("evaluate_suite", SUITE, *TINY, *data, "--optimizer=saved_optimizers/mnist_lstm",
+                       "--name=mnist_lstm", f"--baseline_results={out}/results.json", "--stability_factor=2",
+                       f"--rule_results={rule_out}/results.json", f"--output_dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "val_conv_8_d14_2: mnist_lstm's runs reused from" in again.stdout
+    third = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert third["tasks"] == second["tasks"] and third["summary"] == second["summary"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -64,6 +72,7 @@ def test_a_shipped_rule_reuses_the_baselines_and_reports_against_the_targets(bas
     (["--suite=heldout,mlp_relu_99"], "unknown task or task list 'mlp_relu_99'"),
     (["--suite=quadratic_10", "--baselines=sgd,adagrad"], "--baselines: unknown ['adagrad']"),
     (["--suite=quadratic_10", "--optimizer=no_such_rule"], "'no_such_rule' is neither an existing rule folder"),
+    (["--suite=quadratic_10", "--rule_results=x/results.json"], "--rule_results reuses a rule's runs: pass that rule"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path):
     result = run_binary("evaluate_suite", *args, f"--output_dir={tmp_path}")

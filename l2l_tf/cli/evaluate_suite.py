@@ -14,7 +14,9 @@ runs) and the counts against the targets; writes results.json and results.md to
 --output_dir (after every task, so an interrupted run keeps what it finished).
 
 --baseline_results reuses the baselines of an earlier results.json made with the same
-settings per task (checked), so a new rule costs only its own runs. --stability_factor=K
+settings per task (checked), so a new rule costs only its own runs; --rule_results likewise
+reuses a rule's runs from earlier (e.g. partial, per-task) runs of it, so that one table can
+be assembled from runs made in pieces. --stability_factor=K
 also runs the rule alone for K times each horizon and counts diverged runs.
 """
 
@@ -44,6 +46,8 @@ flags.DEFINE_integer("stability_factor", 0, "If > 0: also run the rule alone for
 flags.DEFINE_string("output_dir", None, "Folder for results.json and results.md (default: runs/evaluate_suite/SUITE-TIME).")
 flags.DEFINE_string("baseline_results", None, "Reuse the baselines of an earlier results.json of this program run"
                     " with the same settings per task, instead of re-running them.")
+flags.DEFINE_list("rule_results", [], "Reuse the rule's runs per task from earlier results.json files of this program"
+                  " (same --optimizer, settings and --stability_factor); tasks found in none are run.")
 FLAGS = flags.FLAGS
 
 LEGEND = ("'<=': rule at or below the best tuned baseline; '<A': below adam@1e-3; diverged: evaluation runs"
@@ -72,36 +76,71 @@ def build_problems(tasks: list[Task]) -> list:
 REUSE_KEYS = ("problem", "num_steps", "evaluation_seeds")
 
 
+def read_results(path: str, flag: str) -> tuple[dict, dict[str, suite.TaskRecord]]:
+    """The header settings and task records of a results.json of this program."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+        records = {name: suite.TaskRecord.from_json(name, values) for name, values in payload["tasks"].items()}
+        return dict(payload["settings"]), records
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        common.usage_error(f"--{flag}={path}: not a results.json of l2l-evaluate-suite ({error})")
+        raise  # unreachable
+
+
+def mismatch(have: dict, wanted: dict) -> str | None:
+    """The first of ``REUSE_KEYS`` in which stored task settings differ from this run's."""
+    return next((key for key in REUSE_KEYS if have.get(key) != wanted[key]), None)
+
+
 def reused_records(tasks: list[Task], settings: list[dict]) -> dict[str, suite.TaskRecord]:
     """The baseline records of --baseline_results for every task, checked against ``settings``."""
     path = FLAGS.baseline_results
-    try:
-        with open(path) as f:
-            stored = json.load(f)["tasks"]
-        records = {name: suite.TaskRecord.from_json(name, values) for name, values in stored.items()}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        common.usage_error(f"--baseline_results={path}: not a results.json of l2l-evaluate-suite ({error})")
+    records = read_results(path, "baseline_results")[1]
     missing = [task.name for task in tasks if task.name not in records]
     if missing:
         common.usage_error(f"--baseline_results={path} has no baselines for tasks {missing}; run them without it")
     for task, wanted in zip(tasks, settings):
-        have = records[task.name].settings
-        for key in REUSE_KEYS:
-            if have.get(key) != wanted[key]:
-                common.usage_error(f"--baseline_results={path}: task {task.name} was run with another {key}"
-                                   f" ({have.get(key)}); rerun its baselines or pass the same flags")
+        key = mismatch(records[task.name].settings, wanted)
+        if key:
+            common.usage_error(f"--baseline_results={path}: task {task.name} was run with another {key}"
+                               f" ({records[task.name].settings.get(key)}); rerun its baselines or pass the same flags")
     return records
 
 
-def evaluate_task(task: Task, problem, settings: dict, reused: suite.TaskRecord | None, rule) -> suite.TaskRecord:
-    """One task's record: baselines (run or reused), the rule and its stability runs."""
+def reused_rule_runs(tasks: list[Task], settings: list[dict]) -> dict[str, tuple[suite.TaskRecord, str]]:
+    """Per task, the first of --rule_results with this rule's runs on it under the same settings and
+    --stability_factor (tasks found in none run as usual)."""
+    if FLAGS.rule_results and not FLAGS.optimizer:
+        common.usage_error("--rule_results reuses a rule's runs: pass that rule as --optimizer too")
+    found: dict[str, tuple[suite.TaskRecord, str]] = {}
+    for path in FLAGS.rule_results:
+        header, records = read_results(path, "rule_results")
+        if header.get("optimizer") != FLAGS.optimizer:
+            common.usage_error(f"--rule_results={path} holds runs of --optimizer={header.get('optimizer')},"
+                               f" not {FLAGS.optimizer}")
+        for task, wanted in zip(tasks, settings):
+            record = records.get(task.name)
+            if (task.name not in found and record is not None and record.rule is not None
+                    and mismatch(record.settings, wanted) is None
+                    and header.get("stability_factor") == FLAGS.stability_factor):
+                found[task.name] = (record, path)
+    return found
+
+
+def evaluate_task(task: Task, problem, settings: dict, reused: suite.TaskRecord | None, rule,
+                  rule_runs: tuple[suite.TaskRecord, str] | None) -> suite.TaskRecord:
+    """One task's record: baselines (run or reused), the rule and its stability runs (run or reused)."""
     if reused is not None:
         baselines, tuning, settings = reused.baselines, reused.tuning, reused.settings
         print(f"  {task.name}: baselines reused from {FLAGS.baseline_results}", flush=True)
     else:
         baselines, tuning = suite.run_baselines(problem, settings, FLAGS.jit_compile)
     record = suite.TaskRecord(task.name, settings, baselines, tuning)
-    if rule is not None:
+    if rule_runs is not None:
+        record.rule, record.stability = rule_runs[0].rule, rule_runs[0].stability
+        print(f"  {task.name}: {FLAGS.name}'s runs reused from {rule_runs[1]}", flush=True)
+    elif rule is not None:
         steps, runs = settings["num_steps"], settings["evaluation_seeds"]
         record.rule = suite.run_rule(FLAGS.name, rule, problem, steps, runs, FLAGS.jit_compile)
         if FLAGS.stability_factor:
@@ -138,14 +177,16 @@ def run(argv: list[str]) -> None:
     settings = [suite.task_settings(problem, FLAGS.num_steps or task.steps, evaluation, tuning, learning_rates,
                                     FLAGS.baselines) for task, problem in zip(tasks, problems)]
     reused = reused_records(tasks, settings) if FLAGS.baseline_results else {}
+    rule_runs = reused_rule_runs(tasks, settings)
     header = {"suite": FLAGS.suite, "optimizer": FLAGS.optimizer, "name": FLAGS.name, "num_runs": FLAGS.num_runs,
               "stability_factor": FLAGS.stability_factor, "data_source": FLAGS.data_source,
-              "baseline_results": FLAGS.baseline_results, "command": common.command_line()}
+              "baseline_results": FLAGS.baseline_results, "rule_results": FLAGS.rule_results,
+              "command": common.command_line()}
     records, start = [], time.time()
     for index, (task, problem, task_settings) in enumerate(zip(tasks, problems, settings)):
         print(f"task {index + 1}/{len(tasks)}: {task.name} ({problem.num_coordinates} parameters,"
               f" {task_settings['num_steps']} steps)", flush=True)
-        records.append(evaluate_task(task, problem, task_settings, reused.get(task.name), rule))
+        records.append(evaluate_task(task, problem, task_settings, reused.get(task.name), rule, rule_runs.get(task.name)))
         write(output_dir, records, {**header, "wall_seconds": time.time() - start}, None)
     stability = f" ({FLAGS.stability_factor}x-horizon stability runs included)" if FLAGS.stability_factor else ""
     table = format_suite_table(records, FLAGS.name if rule is not None else None, stability)
