@@ -11,10 +11,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from l2l_tf import rule_sets
+from l2l_tf import rule_families, rule_sets
 from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.rule_sets import RuleSet
-from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+from l2l_tf.rules import Rule
 
 RULE_CONFIG_FILE = "rule_config.json"
 RULE_PREFIX = "rule"
@@ -68,7 +68,7 @@ def recover_directory(target: str) -> str | None:
     return message
 
 
-def save_rule(rule: CoordinatewiseLSTM | RuleSet, directory: str, extra: dict[str, Any] | None = None) -> str:
+def save_rule(rule: Rule | RuleSet, directory: str, extra: dict[str, Any] | None = None) -> str:
     """Writes ``rule``'s weights and config (a rule set: ``rule_set``, its ``to_dict``) to
     ``directory`` atomically."""
     parent = os.path.dirname(os.path.abspath(directory))
@@ -77,7 +77,8 @@ def save_rule(rule: CoordinatewiseLSTM | RuleSet, directory: str, extra: dict[st
     try:
         tf.train.Checkpoint(rule=rule).write(os.path.join(build_dir, RULE_PREFIX))
         with open(os.path.join(build_dir, RULE_CONFIG_FILE), "w") as f:
-            described = {"rule_set": rule.to_dict()} if isinstance(rule, RuleSet) else {"rule": rule.config.to_dict()}
+            described = {"rule_set": rule.to_dict()} if isinstance(rule, RuleSet) else {
+                "family": rule_families.family_of(rule.config), "rule": rule.config.to_dict()}
             json.dump({**described, **(extra or {})}, f, indent=1)
         replace_directory(build_dir, directory)
     except BaseException:
@@ -117,7 +118,7 @@ def resolve_rule_dir(path: str) -> str:
     )
 
 
-def load_rule(path: str) -> CoordinatewiseLSTM | RuleSet:
+def load_rule(path: str) -> Rule | RuleSet:
     """Restores a rule (or rule set) saved by ``save_rule`` (or the best of a meta-training run folder)."""
     directory = resolve_rule_dir(path)
     metadata = read_rule_metadata(directory)
@@ -126,7 +127,8 @@ def load_rule(path: str) -> CoordinatewiseLSTM | RuleSet:
         if "rule_set" in metadata:
             rule = rule_sets.from_description(metadata["rule_set"], source)
         else:
-            rule = CoordinatewiseLSTM(RuleConfig.from_dict(metadata["rule"]))
+            family = metadata.get("family", rule_families.DEFAULT_FAMILY)  # saved before families: LSTM
+            rule = rule_families.make_rule(rule_families.config_from_dict(metadata["rule"], family))
     except (TypeError, ValueError) as error:
         raise RuleCheckpointError(f"{source}: bad rule config ({error})") from error
     try:

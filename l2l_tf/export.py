@@ -5,16 +5,22 @@ usable from plain TensorFlow:
 
 - signature ``serving_default``: inputs ``gradients`` float32 ``[N]`` and ``state``
   float32 ``[N, S]``; outputs ``update`` float32 ``[N]`` (theta_new = theta + update)
-  and ``state`` float32 ``[N, S]``. N is dynamic, S fixed by the rule.
+  and ``state`` float32 ``[N, S]``. N is dynamic, S fixed by the rule. Rules that
+  normalise per tensor (family ``mlp``) also take ``tensor_sizes`` int32 ``[T]`` (the
+  sizes of the tensors whose flattened gradients are concatenated in ``gradients``) and,
+  if they read parameter values, ``params`` float32 ``[N]``; the metadata's ``inputs``
+  lists a file's step inputs.
 - signature ``init_state``: input ``num_coordinates`` int32 scalar; output ``state``
   float32 ``[N, S]`` (zeros).
 - signature ``metadata``: no inputs; output ``json``, a string holding the metadata
   below; the same JSON is the asset ``assets/l2l_tf_rule.json``.
-- metadata: ``format``, ``format_version``, ``rule`` (architecture and preprocessing),
-  ``state_size``, ``problem``, ``training`` (the meta_train flags/command) and
-  ``evaluation`` (a summary, if given).
-- weights: the variables ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel``
-  and ``rule/output_bias`` of the checkpoint in ``variables/``.
+- metadata: ``format``, ``format_version``, ``family`` (``lstm`` or ``mlp``, see
+  ``rule_families``; absent in files written before families: ``lstm``), ``rule``
+  (``type``, architecture and preprocessing), ``state_size``, ``inputs``, ``problem``,
+  ``training`` (the meta_train flags/command) and ``evaluation`` (a summary, if given).
+- weights: the rule's variables ``rule/<name>`` for its ``config.weight_names()`` (for the
+  LSTM ``rule/kernels/<i>``, ``rule/biases/<i>``, ``rule/output_kernel`` and
+  ``rule/output_bias``) of the checkpoint in ``variables/``.
 
 Format version 2 (a rule set, ``l2l_tf.rule_sets.RuleSet``: several named rules in one folder):
 
@@ -24,7 +30,7 @@ Format version 2 (a rule set, ``l2l_tf.rule_sets.RuleSet``: several named rules 
 - metadata: ``format``, ``format_version`` 2, ``rules`` (``{name: {type, architecture,
   state_size}}``, in the set's order), ``assignment`` (``"conv_fc"``: convolution kernels to
   rule ``conv``, everything else to ``fc``; or ``{fnmatch pattern on the variable path:
-  rule name}``, first match wins), ``num_meta_parameters``, ``problem``, ``training``,
+  rule name}``, first match wins; each rule's entry also holds its ``inputs``), ``num_meta_parameters``, ``problem``, ``training``,
   ``evaluation``.
 - weights: rule ``<name>``'s variables ``rules/<name>/kernels/<i>``, ... (as in version 1
   with ``rules/<name>`` for ``rule``).
@@ -44,8 +50,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from l2l_tf import checkpoints
+from l2l_tf import checkpoints, rule_families
 from l2l_tf.checkpoints import replace_directory
+from l2l_tf.layout import TensorLayout, needs_layout, needs_params
 from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract, re-exported)
     FORMAT,
     FORMAT_VERSION,
@@ -58,9 +65,9 @@ from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract,
     read_metadata,
 )
 from l2l_tf.rule_sets import RuleSet
-from l2l_tf.rules import CoordinatewiseLSTM, Rule
+from l2l_tf.rules import Rule
 
-AnyRule = CoordinatewiseLSTM | RuleSet
+AnyRule = Rule | RuleSet
 
 
 class UnsafeExportTargetError(ValueError):
@@ -70,14 +77,17 @@ class UnsafeExportTargetError(ValueError):
 def _rule_functions(rule: Rule) -> tuple[Any, Any]:
     """``rule``'s exported ``step`` and ``init_state`` functions (see the contract above)."""
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.float32, name="gradients"),
-            tf.TensorSpec([None, rule.state_size], tf.float32, name="state"),
-        ]
-    )
-    def step(gradients: tf.Tensor, state: tf.Tensor) -> dict[str, tf.Tensor]:
-        update, new_state = rule.step(gradients, state)
+    specs = step_input_specs(rule)
+
+    @tf.function(input_signature=list(specs.values()))
+    def step(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        named = dict(zip(specs, inputs))
+        extra = {}
+        if "tensor_sizes" in named:
+            extra["layout"] = TensorLayout(named["tensor_sizes"])
+        if "params" in named:
+            extra["params"] = named["params"]
+        update, new_state = rule.step(named["gradients"], named["state"], **extra)
         return {"update": update, "state": new_state}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_coordinates")])
@@ -113,8 +123,21 @@ class _RuleModule(tf.Module):
         self.exported["metadata"] = metadata
 
 
+def step_input_specs(rule: Rule) -> dict[str, tf.TensorSpec]:
+    """The inputs of ``rule``'s exported step signature, by name (see the contract above)."""
+    specs = {
+        "gradients": tf.TensorSpec([None], tf.float32, name="gradients"),
+        "state": tf.TensorSpec([None, rule.state_size], tf.float32, name="state"),
+    }
+    if needs_layout(rule):
+        specs["tensor_sizes"] = tf.TensorSpec([None], tf.int32, name="tensor_sizes")
+    if needs_params(rule):
+        specs["params"] = tf.TensorSpec([None], tf.float32, name="params")
+    return specs
+
+
 def _describe(rule: Rule) -> dict[str, Any]:
-    return {"type": "coordinatewise_lstm", **rule.config.to_dict()}
+    return {"type": rule_families.RULE_TYPES[rule_families.family_of(rule.config)], **rule.config.to_dict()}
 
 
 def build_metadata(
@@ -123,14 +146,17 @@ def build_metadata(
     training: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The metadata of ``rule``'s file (see the contract above)."""
     if isinstance(rule, RuleSet):
         described = {
             "format_version": RULE_SET_FORMAT_VERSION,
-            "rules": {name: {**_describe(r), "state_size": r.state_size} for name, r in rule.rules.items()},
+            "rules": {name: {**_describe(r), "state_size": r.state_size, "inputs": list(step_input_specs(r))}
+                      for name, r in rule.rules.items()},
             "assignment": rule.assignment_spec(),
         }
     else:
-        described = {"format_version": FORMAT_VERSION, "rule": _describe(rule), "state_size": rule.state_size}
+        described = {"format_version": FORMAT_VERSION, "family": rule_families.family_of(rule.config),
+                     "rule": _describe(rule), "state_size": rule.state_size, "inputs": list(step_input_specs(rule))}
     return {
         "format": FORMAT,
         **described,
@@ -225,19 +251,19 @@ def check_export_target(export_dir: str, protected: tuple[str, ...] = ()) -> Non
         run = os.path.realpath(path)
         if target == run or run.startswith(target.rstrip(os.sep) + os.sep):
             raise UnsafeExportTargetError(
-                f"--export_dir={export_dir} is the run folder {path!r} or a folder above it; exporting"
-                " there would delete the run. Pass a new folder, e.g. --export_dir=" + path.rstrip("/") + "_export"
+                f"export folder {export_dir!r} is the run folder {path!r} or a folder above it; exporting"
+                " there would delete the run. Export to a new folder, e.g. " + path.rstrip("/") + "_export"
             )
     if os.path.lexists(export_dir):
         if os.path.islink(export_dir) or not os.path.isdir(export_dir):
-            raise UnsafeExportTargetError(f"--export_dir={export_dir} exists and is not a folder; pass a new folder")
+            raise UnsafeExportTargetError(f"export folder {export_dir!r} exists and is not a folder; export to a new folder")
         if os.listdir(export_dir) and not is_exported_rule(export_dir):
             raise UnsafeExportTargetError(
-                f"--export_dir={export_dir} is a non-empty folder that is not an exported l2l_tf rule;"
-                " refusing to replace it (its files would be deleted). Pass a new or empty folder, or an"
-                " earlier export to overwrite"
+                f"export folder {export_dir!r} is a non-empty folder that is not an exported l2l_tf rule;"
+                " refusing to replace it (its files would be deleted). Export to a new or empty folder, or"
+                " over an earlier export"
             )
         return
     ancestor = _first_existing_ancestor(target)
     if not os.path.isdir(ancestor):
-        raise UnsafeExportTargetError(f"--export_dir={export_dir}: {ancestor!r} is a file, not a folder")
+        raise UnsafeExportTargetError(f"export folder {export_dir!r}: {ancestor!r} is a file, not a folder")

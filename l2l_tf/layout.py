@@ -94,6 +94,15 @@ class TensorLayout:
         """``[T, ...]`` per-tensor values repeated to every coordinate: ``[N, ...]``."""
         return tf.gather(per_tensor, self.segment_ids)
 
+    @property
+    def is_static(self) -> bool:
+        """Whether the sizes are Python ints (known when the step is built)."""
+        return isinstance(self.sizes, tuple)
+
+    def spread_mean(self, values: tf.Tensor) -> tf.Tensor:
+        """Each coordinate's tensor's mean of ``[N, ...]`` values: ``[N, ...]``."""
+        return self.broadcast(self.mean(values))
+
     def sizes_tensor(self) -> tf.Tensor:
         """The sizes as an int32 ``[T]`` tensor (an exported rule's ``tensor_sizes`` input)."""
         return tf.convert_to_tensor(self.sizes, tf.int32)

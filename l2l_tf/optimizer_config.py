@@ -6,9 +6,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from l2l_tf import rule_file, rule_sets
+from l2l_tf import rule_families, rule_file, rule_sets
 from l2l_tf.rule_sets import RuleSet
-from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig
+from l2l_tf.rules import Rule
 
 SOURCE = "the LearnedOptimizer config (.keras file)"
 
@@ -34,13 +34,13 @@ def _single_rule(spec: Any) -> tuple[Rule, bool]:
     source = SOURCE
     if not isinstance(spec, dict) or "config" not in spec:
         raise rule_file.RuleLoadError(f"{source}: no 'rule' with a 'config'; save the model again")
-    try:
-        config = RuleConfig.from_dict(spec["config"])
+    try:  # configs written before families hold an LSTM's
+        config = rule_families.config_from_dict(spec["config"], spec.get("family", rule_families.DEFAULT_FAMILY))
     except ValueError as error:
         raise rule_file.RuleLoadError(f"{source}: {error}") from error
     if "weights" not in spec:
-        return CoordinatewiseLSTM(config), True
-    return rule_file.LoadedRule(config, spec["weights"], source), False
+        return rule_families.make_rule(config), True
+    return rule_file.rebuild(config, spec["weights"], source), False
 
 
 def rule_from_config(config: dict[str, Any]) -> tuple[Rule | RuleSet, bool]:
@@ -58,14 +58,14 @@ def rule_to_config(rule: Rule | RuleSet) -> dict[str, Any]:
     """The config entry of ``rule``: its architecture (a rule set: ``RuleSet.to_dict``)."""
     if isinstance(rule, RuleSet):
         return {"rule_set": rule.to_dict()}
-    return {"rule": {"config": rule.config.to_dict()}}
+    return {"rule": {"family": rule_families.family_of(rule.config), "config": rule.config.to_dict()}}
 
 
 def with_weights(rule: Rule | RuleSet, values: list, source: str) -> Rule | RuleSet:
     """``rule`` with the weights of a ``.keras`` weights file (checked against its architecture):
     a ``LoadedRule``, or the rule set with every rule's weights set."""
     if not isinstance(rule, RuleSet):
-        return rule_file.LoadedRule(rule.config, values, source)
+        return rule_file.rebuild(rule.config, values, source)
     try:
         rule_sets.set_weights(rule, values, source)
     except ValueError as error:

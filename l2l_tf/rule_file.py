@@ -11,8 +11,10 @@ only two things, both as data:
    (``tf.train.load_checkpoint``), checked against the tensors the declared architecture
    needs: exactly those names, float32, those shapes, all finite.
 
-It then rebuilds the rule in Python (``LoadedRule``, a ``CoordinatewiseLSTM``), or for a
-multi-rule file (format version 2) a ``rule_sets.RuleSet`` of ``LoadedRule``s.
+It then rebuilds the rule in Python (``rebuild``: a ``LoadedRule``, i.e. a
+``CoordinatewiseLSTM``, or a rule of another family, e.g. ``rules_mlp.MLPRule``, as the
+rule's ``type`` and the file's ``family`` say; files written before families are LSTM
+rules), or for a multi-rule file (format version 2) a ``rule_sets.RuleSet`` of them.
 ``saved_model.pb`` is never opened: its signatures exist for TF Serving,
 ``saved_model_cli`` and plain-TensorFlow users, who run the file's graph by choice.
 """
@@ -28,11 +30,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf import rule_sets
+from l2l_tf import rule_families, rule_sets
 from l2l_tf.json_files import JsonFileError, read_json
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import (
     CoordinatewiseLSTM,
+    Rule,
     RuleConfig,
     RuleWeightsError,
     check_weight_values,
@@ -44,7 +47,8 @@ RULE_SET_FORMAT_VERSION = 2  # several named rules and their assignment (rule_se
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
 SINGLE_PREFIX = "rule"  # checkpoint prefix of a version-1 file's weights
 METADATA_ASSET = "l2l_tf_rule.json"
-RULE_TYPE = "coordinatewise_lstm"
+RULE_TYPE = rule_families.RULE_TYPES["lstm"]
+FAMILY_OF_TYPE = {rule_type: family for family, rule_type in rule_families.RULE_TYPES.items()}
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 MAX_INDEX_BYTES = 1 << 16  # the index of a rule's 2L + 2 tensors is under 1 KB
 MAX_EXTRA_DATA_BYTES = 1 << 20  # the object graph stored beside the weights
@@ -54,10 +58,10 @@ class RuleLoadError(ValueError):
     """A path is not a loadable l2l_tf rule; the message says why and what to do."""
 
 
-def weight_keys(config: RuleConfig, prefix: str = SINGLE_PREFIX) -> list[str]:
-    """Checkpoint keys of the rule's weights (``RuleConfig.weight_names`` order), as
+def weight_keys(config: Any, prefix: str = SINGLE_PREFIX) -> list[str]:
+    """Checkpoint keys of the rule's weights (``config.weight_names()`` order), as
     ``tf.saved_model.save`` names the variables of a module whose attribute ``rule`` is
-    the ``CoordinatewiseLSTM`` (``prefix`` ``rules/<name>`` for a rule set's rule)."""
+    the rule (``prefix`` ``rules/<name>`` for a rule set's rule)."""
     return [f"{prefix}/{name}/.ATTRIBUTES/VARIABLE_VALUE" for name in config.weight_names()]
 
 
@@ -75,12 +79,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_rule(rule: Any, state_size: Any, path: str, where: str) -> RuleConfig:
-    """The ``RuleConfig`` of one declared rule (``where``: its key in the metadata) and its
-    ``state_size``, checked."""
-    _require(isinstance(rule, dict) and rule.get("type") == RULE_TYPE, path, f"'{where}.type' is not {RULE_TYPE!r}")
+def _check_rule(rule: Any, state_size: Any, path: str, where: str) -> Any:
+    """The config of one declared rule (``where``: its key in the metadata; its ``type`` names
+    its family, ``rule_families.RULE_TYPES``) and its ``state_size``, checked."""
+    rule_type = _get(rule, "type")
+    _require(isinstance(rule_type, str) and rule_type in FAMILY_OF_TYPE, path,
+             f"'{where}.type' is {rule_type!r}, not one of {sorted(FAMILY_OF_TYPE)} (upgrade l2l_tf?)")
     try:
-        config = RuleConfig.from_dict({k: v for k, v in rule.items() if k not in ("type", "state_size")})
+        values = {k: v for k, v in rule.items() if k not in ("type", "state_size", "inputs")}
+        config = rule_families.config_from_dict(values, FAMILY_OF_TYPE[rule_type])
     except (TypeError, ValueError) as error:
         raise RuleLoadError(f"{path}: invalid rule metadata: {where}: {error}") from error
     _require(_is_int(state_size), path, f"'state_size' must be an integer, got {state_size!r} (in {where!r})")
@@ -92,11 +99,15 @@ def _check_rule(rule: Any, state_size: Any, path: str, where: str) -> RuleConfig
     return config
 
 
-def declared_rules(metadata: dict[str, Any], path: str) -> dict[str, RuleConfig]:
+def declared_rules(metadata: dict[str, Any], path: str) -> dict[str, Any]:
     """The rules checked metadata declares, by checkpoint prefix: ``{"rule": config}`` (version
     1) or ``{"rules/<name>": config}`` in the rule set's order (version 2)."""
     if metadata["format_version"] == FORMAT_VERSION:
-        return {SINGLE_PREFIX: _check_rule(metadata.get("rule"), metadata.get("state_size"), path, "rule")}
+        config = _check_rule(metadata.get("rule"), metadata.get("state_size"), path, "rule")
+        family = metadata.get("family", rule_families.DEFAULT_FAMILY)  # files before families: LSTM rules
+        _require(family == rule_families.family_of(config), path,
+                 f"'family' is {family!r} but 'rule.type' is {metadata['rule']['type']!r}")
+        return {SINGLE_PREFIX: config}
     rules = metadata.get("rules")
     _require(isinstance(rules, dict) and 1 <= len(rules) <= rule_sets.MAX_RULES, path,
              f"'rules' must be an object of 1 to {rule_sets.MAX_RULES} rules")
@@ -113,7 +124,7 @@ def _get(value: Any, key: str) -> Any:
     return value.get(key) if isinstance(value, dict) else None
 
 
-def check_metadata(metadata: Any, path: str) -> dict[str, RuleConfig]:
+def check_metadata(metadata: Any, path: str) -> dict[str, Any]:
     """The rules that metadata read from ``path`` declares (``declared_rules``), after strict checks."""
     _require(isinstance(metadata, dict), path, "not a JSON object")
     _require(metadata.get("format") == FORMAT, path, f"'format' is not {FORMAT!r}")
@@ -136,7 +147,7 @@ def read_metadata(export_dir: str) -> dict[str, Any]:
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         raise RuleLoadError(
             f"{export_dir!r} is not a SavedModel (no saved_model.pb). Pass an exported rule"
-            " (train.export), not a training --save_path"
+            " (train.export), not a meta-training run's save_path"
         )
     path = os.path.join(export_dir, "assets", METADATA_ASSET)
     if not os.path.isfile(path):
@@ -149,7 +160,7 @@ def read_metadata(export_dir: str) -> dict[str, Any]:
     return metadata
 
 
-def _check_file_sizes(prefix: str, configs: Sequence[RuleConfig]) -> None:
+def _check_file_sizes(prefix: str, configs: Sequence[Any]) -> None:
     index = prefix + ".index"
     if not os.path.isfile(index):
         raise RuleLoadError(f"{index}: missing; the rule's weights are gone (the SavedModel is corrupted)")
@@ -164,7 +175,7 @@ def _check_file_sizes(prefix: str, configs: Sequence[RuleConfig]) -> None:
         raise RuleLoadError(f"{prefix}.data-*: {data} bytes, more than {list(configs)} can need ({limit}); refusing it")
 
 
-def read_weights(export_dir: str, declared: dict[str, RuleConfig]) -> dict[str, list[np.ndarray]]:
+def read_weights(export_dir: str, declared: dict[str, Any]) -> dict[str, list[np.ndarray]]:
     """Each declared rule's weight tensors (by checkpoint prefix, ``declared_rules``), read as
     data from ``export_dir/variables`` and checked: exactly those tensors, float32, those shapes."""
     prefix = os.path.join(export_dir, "variables", "variables")
@@ -179,7 +190,7 @@ def read_weights(export_dir: str, declared: dict[str, RuleConfig]) -> dict[str, 
     unexpected = sorted(set(shapes) - set(expected) - {OBJECT_GRAPH_KEY})
     missing = sorted(set(expected) - set(shapes))
     if missing or unexpected:
-        described = ", ".join(f"{c.num_layers}x{c.hidden_size}" for c in declared.values())
+        described = ", ".join(_architecture(c) for c in declared.values())
         raise RuleLoadError(
             f"{export_dir!r}: its variables are not those of a {described} rule{' set' if len(declared) > 1 else ''}"
             f" (missing {missing[:4]}, unexpected {unexpected[:4]}); not an l2l_tf rule export"
@@ -194,7 +205,14 @@ def read_weights(export_dir: str, declared: dict[str, RuleConfig]) -> dict[str, 
         raise RuleLoadError(f"{export_dir!r}: the rule's weights are unreadable ({str(error)[:300]})") from error
 
 
-def check_weights(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
+def _architecture(config: Any) -> str:
+    """A short name of the architecture, for errors: ``2x20`` (LSTM) or ``mlp 1x8``."""
+    if isinstance(config, RuleConfig):
+        return f"{config.num_layers}x{config.hidden_size}"
+    return f"{rule_families.family_of(config)} {config.num_hidden_layers}x{config.hidden_size}"
+
+
+def check_weights(config: Any, values: Sequence[Any], source: str) -> list[np.ndarray]:
     """``rules.check_weight_values``, failing with a ``RuleLoadError``."""
     try:
         return check_weight_values(config, values, source)
@@ -216,7 +234,21 @@ class LoadedRule(CoordinatewiseLSTM):
         self.metadata = metadata or {}
 
 
-def load(export_dir: str) -> LoadedRule | RuleSet:
+def rebuild(config: Any, values: Sequence[Any], source: str, metadata: dict[str, Any] | None = None,
+            name: str = "loaded_rule") -> Rule:
+    """A rule of ``config``'s family with the checked weights ``values`` (``RuleLoadError``
+    naming ``source`` if they do not fit): a ``LoadedRule`` for an LSTM config; any rule
+    gets ``path`` (``source``) and ``metadata`` attributes."""
+    if isinstance(config, RuleConfig):
+        return LoadedRule(config, values, source, metadata, name=name)
+    arrays = check_weights(config, values, source)
+    rule = rule_families.make_rule(config, name=name)
+    rule.set_weights(arrays, source)
+    rule.path, rule.metadata = source, metadata or {}
+    return rule
+
+
+def load(export_dir: str) -> Rule | RuleSet:
     """Loads an exported rule (version 1), or rule set (version 2: a ``RuleSet`` of
     ``LoadedRule``s with the stored assignment), without executing anything from it (see the
     module doc)."""
@@ -224,9 +256,9 @@ def load(export_dir: str) -> LoadedRule | RuleSet:
     declared = check_metadata(metadata, export_dir)
     weights = read_weights(export_dir, declared)
     if metadata["format_version"] == FORMAT_VERSION:
-        return LoadedRule(declared[SINGLE_PREFIX], weights[SINGLE_PREFIX], export_dir, metadata)
+        return rebuild(declared[SINGLE_PREFIX], weights[SINGLE_PREFIX], export_dir, metadata)
     rules = {
-        name: LoadedRule(declared[set_prefix(name)], weights[set_prefix(name)], export_dir, metadata, name=name)
+        name: rebuild(declared[set_prefix(name)], weights[set_prefix(name)], export_dir, metadata, name=name)
         for name in metadata["rules"]
     }
     return RuleSet(rules, metadata["assignment"])

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from l2l_tf import rule_families
 from l2l_tf.layout import (
     TensorLayout,
     check_blockable,
@@ -200,14 +201,14 @@ def from_description(values: Any, source: str) -> RuleSet:
     return RuleSet({name: CoordinatewiseLSTM(config, name=name) for name, config in configs.items()}, assignment)
 
 
-def make(kind: str, config: RuleConfig, seed: int = 0) -> CoordinatewiseLSTM | RuleSet:
-    """The rule(s) ``--rule_set=kind`` meta-trains: one rule (``"single"``), or the paper's
-    conv/FC pair (``"conv_fc"``), both initialised like the single rule of that seed (so the
-    untrained set computes what the untrained single rule does)."""
+def make(kind: str, config: Any, seed: int = 0) -> Rule | RuleSet:
+    """The rule(s) ``--rule_set=kind`` meta-trains, of ``config``'s family: one rule
+    (``"single"``), or the paper's conv/FC pair (``"conv_fc"``), both initialised like the
+    single rule of that seed (so the untrained set computes what the untrained single rule does)."""
     if kind == "single":
-        return CoordinatewiseLSTM(config, seed=seed)
+        return rule_families.make_rule(config, seed=seed)
     if kind == CONV_FC:
-        return RuleSet({name: CoordinatewiseLSTM(config, seed=seed, name=name) for name in (CONV, FC)}, CONV_FC)
+        return RuleSet({name: rule_families.make_rule(config, seed=seed, name=name) for name in (CONV, FC)}, CONV_FC)
     raise RuleSetError(f"unknown rule set {kind!r}; choose from {RULE_SETS}")
 
 

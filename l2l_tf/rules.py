@@ -33,12 +33,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import tensorflow as tf
 
 from l2l_tf import preprocess
+from l2l_tf.rule_base import (  # noqa: F401  (re-exported: l2l_tf.rules is where callers find them)
+    JsonConfig,
+    RuleConfigError,
+    RuleModule,
+    RuleWeightsError,
+    _is_number,
+    check_weight_values,
+)
 
 # Limits on a rule's declared size, checked before anything is allocated: a rule file or
 # a .keras config from someone else must not make l2l_tf allocate gigabytes. The largest
@@ -48,21 +56,11 @@ MAX_HIDDEN_SIZE = 1024
 MAX_MOMENTUM_DECAYS = 16
 
 
-class RuleConfigError(ValueError):
-    """A rule architecture is invalid or beyond the size limits; the message names the field."""
-
-
-class RuleWeightsError(ValueError):
-    """Weight values that do not fit a rule's architecture; the message names the weight."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 @dataclasses.dataclass(frozen=True)
-class RuleConfig:
+class RuleConfig(JsonConfig):
     """Architecture and hyper-parameters of a coordinatewise LSTM rule."""
+
+    family: ClassVar[str] = "lstm"  # see l2l_tf.rule_families
 
     num_layers: int = 2
     hidden_size: int = 20
@@ -132,21 +130,10 @@ class RuleConfig:
         return [*[f"kernels/{i}" for i in layers], *[f"biases/{i}" for i in layers], "output_kernel", "output_bias"]
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        values["momentum_decays"] = list(self.momentum_decays)
+        values = super().to_dict()
         if not self.gac_cells:  # files of rules without GAC stay as they were (older l2l_tf reads them)
             del values["gac_cells"]
         return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RuleConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(values, dict):
-            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
-        unknown = set(values) - known
-        if unknown:
-            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @runtime_checkable
@@ -200,28 +187,7 @@ class CellRule(Rule, Protocol):
     def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]: ...
 
 
-def check_weight_values(config: RuleConfig, values: Sequence[Any], source: str) -> list[np.ndarray]:
-    """``values`` as float32 arrays, checked against ``config``'s shapes and for finiteness
-    before anything of the rule's size is allocated (``RuleWeightsError`` naming the weight)."""
-    shapes = config.weight_shapes()
-    if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
-        count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
-        raise RuleWeightsError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
-    arrays = []
-    for name, value, shape in zip(config.weight_names(), values, shapes):
-        try:
-            array = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError) as error:
-            raise RuleWeightsError(f"{source}: weight rule/{name} is not an array of numbers ({error})") from error
-        if array.shape != shape:
-            raise RuleWeightsError(f"{source}: weight rule/{name} has shape {list(array.shape)}, expected {list(shape)}")
-        if not np.all(np.isfinite(array)):
-            raise RuleWeightsError(f"{source}: weight rule/{name} holds NaN or infinite values; the rule is broken")
-        arrays.append(array)
-    return arrays
-
-
-class CoordinatewiseLSTM(tf.Module):
+class CoordinatewiseLSTM(RuleModule):
     """A stacked LSTM applied independently to every coordinate, with shared weights.
 
     Each layer computes all four gates with a single matmul of ``[x, h]`` against a
@@ -260,10 +226,6 @@ class CoordinatewiseLSTM(tf.Module):
             self.output_bias = tf.Variable(tf.zeros([1]), name="output/bias")
 
     @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
-    @property
     def has_global_cells(self) -> bool:
         """Whether some cells are global averaging cells (``RuleConfig.gac_cells``)."""
         return self.config.gac_cells > 0
@@ -275,10 +237,6 @@ class CoordinatewiseLSTM(tf.Module):
         sums = tf.add_n([tf.stack([tf.reduce_sum(cells[2 * i][:, -k:], 0) for i in layers]) for cells in blocks])
         count = tf.add_n([tf.shape(cells[0])[0] for cells in blocks])
         return sums / tf.cast(tf.maximum(count, 1), tf.float32)
-
-    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
-        """Zero recurrent state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
-        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
         """``[N, state_size]`` -> the per-layer cells ``[h_0, c_0, h_1, c_1, ...]``, each
@@ -355,18 +313,6 @@ class CoordinatewiseLSTM(tf.Module):
         """The weight variables in ``RuleConfig.weight_shapes`` order."""
         return [*self.kernels, *self.biases, self.output_kernel, self.output_bias]
 
-    def get_weights(self) -> list[np.ndarray]:
-        """The weights' values as float32 arrays, in ``weights()`` order."""
-        return [variable.numpy() for variable in self.weights()]
-
-    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
-        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
-        names where they came from in errors."""
-        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
-            variable.assign(array)
-
-    def num_meta_parameters(self) -> int:
-        return int(sum(v.shape.num_elements() for v in self.trainable_variables))
 
 
 def warm_start(rule: CoordinatewiseLSTM, source: CoordinatewiseLSTM) -> None:

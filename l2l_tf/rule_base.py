@@ -1,0 +1,98 @@
+"""What the rule families share: their errors, config JSON, weight checks and ``tf.Module`` base.
+
+``l2l_tf.rules`` (the paper's LSTM) and ``l2l_tf.rules_mlp`` (the per-parameter MLP) build on
+these; ``l2l_tf.rules`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+
+class RuleConfigError(ValueError):
+    """A rule architecture is invalid or beyond the size limits; the message names the field."""
+
+
+class RuleWeightsError(ValueError):
+    """Weight values that do not fit a rule's architecture; the message names the weight."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class JsonConfig:
+    """JSON (de)serialisation of a rule-config dataclass with a ``momentum_decays`` tuple."""
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["momentum_decays"] = list(self.momentum_decays)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """The config of ``to_dict``'s object; ``RuleConfigError`` naming unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(values, dict):
+            raise RuleConfigError(f"a rule config must be a JSON object, got {type(values).__name__}")
+        unknown = set(values) - known
+        if unknown:
+            raise RuleConfigError(f"unknown rule config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def check_weight_values(config: Any, values: Sequence[Any], source: str) -> list[np.ndarray]:
+    """``values`` as float32 arrays, checked against ``config``'s shapes and for finiteness
+    before anything of the rule's size is allocated (``RuleWeightsError`` naming the weight)."""
+    shapes = config.weight_shapes()
+    if not isinstance(values, (list, tuple)) or len(values) != len(shapes):
+        count = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
+        raise RuleWeightsError(f"{source}: expected {len(shapes)} weight tensors for {config}, got {count}")
+    arrays = []
+    for name, value, shape in zip(config.weight_names(), values, shapes):
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise RuleWeightsError(f"{source}: weight rule/{name} is not an array of numbers ({error})") from error
+        if array.shape != shape:
+            raise RuleWeightsError(f"{source}: weight rule/{name} has shape {list(array.shape)}, expected {list(shape)}")
+        if not np.all(np.isfinite(array)):
+            raise RuleWeightsError(f"{source}: weight rule/{name} holds NaN or infinite values; the rule is broken")
+        arrays.append(array)
+    return arrays
+
+
+class RuleModule(tf.Module):
+    """What the rule families' ``tf.Module``s share: zero initial state of ``config.state_size``
+    columns and the weights' (de)serialisation in ``weights()`` order."""
+
+    config: Any
+
+    def weights(self) -> list[tf.Variable]:
+        raise NotImplementedError
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+    def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
+        """Zero state for ``num_coordinates`` coordinates: ``[N, state_size]``."""
+        return tf.zeros(tf.stack([num_coordinates, self.state_size]), tf.float32)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights' values as float32 arrays, in ``weights()`` order."""
+        return [variable.numpy() for variable in self.weights()]
+
+    def set_weights(self, values: Sequence[Any], source: str = "weights") -> None:
+        """Assigns ``values`` (``get_weights`` order), after ``check_weight_values``; ``source``
+        names where they came from in errors."""
+        for variable, array in zip(self.weights(), check_weight_values(self.config, values, source)):
+            variable.assign(array)
+
+    def num_meta_parameters(self) -> int:
+        return int(sum(v.shape.num_elements() for v in self.trainable_variables))

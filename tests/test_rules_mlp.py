@@ -1,0 +1,181 @@
+"""The per-parameter MLP rule family (``l2l_tf.rules_mlp``) through every part of the contract."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, subprocess_env
+
+from l2l_tf import checkpoints, export, rule_file, seeds
+from l2l_tf.evaluation import RuleRunner
+from l2l_tf.layout import TensorLayout
+from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.optimizer import LearnedOptimizer
+from l2l_tf.problems.quadratic import Quadratic
+from l2l_tf.rules import CoordinatewiseLSTM, RuleConfigError
+from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
+from l2l_tf.training import validation_score
+
+SIZES = (20, 30)
+
+
+def _gradients(rng, n):
+    """Gradients spanning four orders of magnitude, as real ones do."""
+    return tf.constant((rng.normal(size=n) * 10 ** rng.uniform(-3, 1, size=n)).astype(np.float32))
+
+
+def _trained_like(seed=3):
+    """An MLP rule with a non-zero output layer (an untrained one is exactly Adam)."""
+    rule = MLPRule(MLPRuleConfig(hidden_size=8), seed=seed)
+    rng = np.random.default_rng(seed)
+    rule.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in rule.get_weights()])
+    return rule
+
+
+def test_untrained_rule_is_keras_adam_and_its_outputs_are_finite():
+    rule, rng, n = MLPRule(), np.random.default_rng(0), sum(SIZES)
+    variable = tf.Variable(rng.normal(size=n).astype(np.float32))
+    adam = keras.optimizers.Adam(1e-3)
+    params, state = tf.constant(variable.numpy()), rule.init_state(n)
+    for _ in range(30):
+        g = _gradients(rng, n)
+        adam.apply_gradients([(g, variable)])
+        update, state = rule.step(g, state, TensorLayout(SIZES), params)
+        params += update
+    assert update.shape == [n] and state.shape == [n, rule.state_size] == [n, 5]
+    np.testing.assert_allclose(params.numpy(), variable.numpy(), atol=1e-6)
+    update, _ = _trained_like().step(_gradients(rng, n), state[:, :5], TensorLayout(SIZES), params)
+    assert np.all(np.isfinite(update.numpy())) and np.abs(update.numpy()).max() < 1e-3 * (10 * 31.7 + 0.1)
+
+
+def test_config_checks_and_the_state_limit():
+    assert MLPRuleConfig.from_dict(MLPRuleConfig().to_dict()) == MLPRuleConfig()
+    with pytest.raises(RuleConfigError, match="momentum_decays must hold 1 to 6 rates"):
+        MLPRuleConfig(momentum_decays=(0.5,) * 7)
+    with pytest.raises(RuleConfigError, match="hidden_size must be an integer in"):
+        MLPRuleConfig(hidden_size=0)
+    with pytest.raises(RuleConfigError, match="unknown rule config keys"):
+        MLPRuleConfig.from_dict({"num_layers": 2})
+    with pytest.raises(ValueError, match="pass layout="):
+        MLPRule().step(tf.ones([3]), MLPRule().init_state(3))
+
+
+def test_meta_training_on_a_quadratic_lowers_the_validation_loss():
+    problem = Quadratic(dims=10, batch_size=32)
+    rule = MLPRule(MLPRuleConfig(hidden_size=8))
+    config = MetaConfig(num_steps=40, unroll_length=20, meta_learning_rate=1e-2)
+    runner = RuleRunner(rule, problem, 40, jit_compile=False)
+    validation = seeds.validation_seeds(4)
+    before = validation_score(runner, validation)
+    trainer = MetaTrainer(rule, problem, config)
+    for i in range(10):
+        for _ in trainer.unrolls(seeds.training_seed(i)):
+            pass
+    after = validation_score(runner, validation)
+    assert after < 0.9 * before, (before, after)
+    with pytest.raises(ValueError, match="--coordinate_blocks=2 cuts the coordinates into blocks"):
+        MetaTrainer(rule, problem, MetaConfig(num_steps=40, unroll_length=20, coordinate_shards=2))
+
+
+FRESH_PROCESS_SCRIPT = r"""
+import sys
+import numpy as np
+import tensorflow as tf  # the only import: no l2l_tf
+loaded = tf.saved_model.load(sys.argv[1])
+g, p = np.load(sys.argv[2]), np.load(sys.argv[3])
+step = loaded.signatures["serving_default"]
+state = loaded.signatures["init_state"](num_coordinates=tf.constant(len(g), tf.int32))["state"]
+sizes = tf.constant([20, 30], tf.int32)
+for _ in range(2):
+    out = step(gradients=tf.constant(g), state=state, tensor_sizes=sizes, params=tf.constant(p))
+    state = out["state"]
+np.save(sys.argv[4], out["update"].numpy())
+assert not any(m.startswith("l2l") for m in sys.modules)
+"""
+
+
+def test_export_parity_in_a_fresh_tensorflow_only_process_and_data_only_loading(tmp_path):
+    rule, rng = _trained_like(), np.random.default_rng(1)
+    path = export.export_rule(rule, str(tmp_path / "rule"))
+    g, p = _gradients(rng, sum(SIZES)).numpy(), rng.normal(size=sum(SIZES)).astype(np.float32)
+    np.save(tmp_path / "g.npy", g)
+    np.save(tmp_path / "p.npy", p)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, *(str(tmp_path / f) for f in ("g.npy", "p.npy", "u.npy"))],
+        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = export.load(path)
+    assert isinstance(loaded, MLPRule) and loaded.config == rule.config and loaded.path == path
+    for candidate in (rule, loaded):
+        state = candidate.init_state(len(g))
+        for _ in range(2):
+            update, state = candidate.step(tf.constant(g), state, TensorLayout(SIZES), tf.constant(p))
+        np.testing.assert_allclose(np.load(tmp_path / "u.npy"), update.numpy(), atol=1e-7)
+    metadata = rule_file.read_metadata(path)
+    assert metadata["family"] == "mlp" and metadata["rule"]["type"] == "per_parameter_mlp"
+    assert metadata["inputs"] == ["gradients", "state", "tensor_sizes", "params"]
+
+
+def test_files_without_a_family_are_lstm_rules_and_unknown_families_are_refused(tmp_path):
+    shipped = export.load(os.path.join(REPO, "saved_optimizers", "mnist_lstm"))
+    assert "family" not in shipped.metadata and isinstance(shipped, CoordinatewiseLSTM)
+    path = export.export_rule(MLPRule(), str(tmp_path / "rule"))
+    asset = os.path.join(path, "assets", rule_file.METADATA_ASSET)
+    with open(asset) as f:
+        metadata = json.load(f)
+    with open(asset, "w") as f:
+        json.dump({**metadata, "family": "transformer"}, f)
+    with pytest.raises(rule_file.RuleLoadError, match="'family' is 'transformer' but 'rule.type' is 'per_parameter_mlp'"):
+        export.load(path)
+
+
+def test_learned_optimizer_fit_keras_round_trip_and_refused_settings(tmp_path):
+    path = export.export_rule(_trained_like(), str(tmp_path / "rule"))
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=LearnedOptimizer.load(path), loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history)) and history[-1] < history[0]
+    model.save(tmp_path / "model.keras")
+    again = keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(again.optimizer.rule, MLPRule)
+    for ours, theirs in zip(model.optimizer.rule.get_weights(), again.optimizer.rule.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    before = again.evaluate(x, y, verbose=0)
+    again.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert again.evaluate(x, y, verbose=0) < before
+    with pytest.raises(ValueError, match="coordinate_block_size=64 cuts the coordinates"):
+        LearnedOptimizer.load(path, coordinate_block_size=64)
+    with pytest.raises(ValueError, match="keeps a step count in its state"):
+        LearnedOptimizer.load(path, state_dtype="bfloat16")
+
+
+def test_rule_checkpoints_keep_the_family(tmp_path):
+    rule = _trained_like()
+    checkpoints.save_rule(rule, str(tmp_path / "best"))
+    restored = checkpoints.load_rule(str(tmp_path / "best"))
+    assert isinstance(restored, MLPRule) and restored.config == rule.config
+    for ours, theirs in zip(rule.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_meta_train_binary_trains_exports_and_resumes_an_mlp_rule(tmp_path):
+    from test_binaries import run_binary
+
+    save, export_dir = str(tmp_path / "run"), str(tmp_path / "export")
+    flags = ["--rule=mlp", "--mlp_hidden_size=4", "--problem=quadratic", f"--save_path={save}", "--num_steps=20",
+             "--unroll_length=10", "--validation_every=2", "--validation_runs=2"]
+    result = run_binary("meta_train", *flags, "--num_runs=2", f"--export_dir={export_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "meta-training a 1x4 MLP rule" in result.stdout
+    loaded = export.load(export_dir)
+    assert isinstance(loaded, MLPRule) and loaded.config.hidden_size == 4
+    changed = run_binary("meta_train", *flags[1:], "--num_runs=3")  # the LSTM family: refused
+    assert changed.returncode != 0 and "rule: 'mlp' -> 'lstm'" in changed.stderr
