@@ -120,3 +120,13 @@ def test_registry_resolves_lists_tasks_and_joined_names(mnist_data_dir):
 def test_bad_specs_are_refused_with_the_reason(spec, message):
     with pytest.raises(ValueError, match=message):
         spec.check("bad")
+
+
+def test_the_meta_trainer_resolves_every_list_and_task_as_tasks_name(mnist_data_dir):
+    from l2l_tf.problems.task_lists import task_list as registered
+    from l2l_tf.problems.task_lists import task_list_names
+
+    assert set(tasks.LISTS) | set(tasks.TASKS) <= set(task_list_names())
+    problems = registered("tasks:validation", IDX, mnist_data_dir)
+    assert [p.name for p in problems] == [t.name for t in tasks.VALIDATION]
+    assert [p.name for p in registered("tasks:quadratic_20")] == ["quadratic_20"]

@@ -12,9 +12,9 @@
 
 Names resolve through ``task_list(NAME)`` (a list's name or one task's name) and
 ``make_task(NAME)``; ``experiments/general/TASKS.md`` documents the lists. Every task runs
-a few hundred steps on a CPU in seconds. Where the meta-trainer's registry of task lists
-(``l2l_tf.problems.task_lists``, ``--problem=tasks:NAME``) exists, every list and every task
-is registered there under its name on import.
+a few hundred steps on a CPU in seconds. Every list and every task is registered under its
+name in the meta-trainer's registry (``l2l_tf.problems.task_lists``: ``--problem=tasks:NAME``)
+on import.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import dataclasses
 
 from l2l_tf.problems.base import Problem
 from l2l_tf.problems.data import TFDS
+from l2l_tf.problems.task_lists import register_task_list
 from l2l_tf.problems.task_specs import ConvTask, MLPTask, QuadraticTask, TaskSpec
 
 DEFAULT_STEPS = 200
@@ -128,11 +129,7 @@ def task_list(name: str, data_source: str = TFDS, data_dir: str | None = None) -
 
 
 def _register_with_the_meta_trainer() -> None:
-    """Every list and task as ``tasks:NAME`` in ``l2l_tf.problems.task_lists``, if that registry exists."""
-    try:
-        from l2l_tf.problems.task_lists import register_task_list
-    except ImportError:  # a version of l2l_tf without the meta-trainer's task-list registry
-        return
+    """Every list and task as ``tasks:NAME`` in the meta-trainer's registry (``task_lists``)."""
     for name in (*LISTS, *TASKS):
         register_task_list(name, lambda data_source, data_dir, name=name: task_list(name, data_source, data_dir))
 
