@@ -81,19 +81,18 @@ def mnist_problem(mnist_dir: str | None, variant: str = "mnist"):
     return KerasProblem(lambda: mlp(hidden, activation), split, init_stddev=0.01, name=variant)
 
 
-def first_unroll(trainer) -> Callable[[], Any]:
-    """A call of ``trainer.train_unroll`` on the first unroll of training run 0."""
+def first_unroll(trainer, seed: int | None = None) -> Callable[[], Any]:
+    """A call of ``trainer.train_unroll`` on the first unroll of training run ``seed``
+    (default run 0's), with all step weights 1."""
     import tensorflow as tf
 
     from l2l_tf import seeds
 
-    problem, seed = trainer.problem, seeds.training_seed(0)
-    params = problem.flatten(problem.initial_params(seed))
-    state = trainer.rule.init_state(problem.num_coordinates)
+    seed = seeds.training_seed(0) if seed is None else seed
+    carry = trainer.estimator.initial_carry(seed)
     batches = next(trainer.run_batches(seed))
     weights = tf.ones([trainer.config.unroll_length])
-    optimizee_state = problem.initial_state(seed)
-    return lambda: trainer.train_unroll(params, state, batches, weights, optimizee_state)
+    return lambda: trainer.train_unroll(carry, batches, weights)
 
 
 def write_json(path: str, results: Any) -> None:

@@ -24,7 +24,7 @@ from absl import app, flags
 from benchmarks.common import block, first_unroll, write_json
 from l2l_tf import seeds
 from l2l_tf.evaluation import RuleRunner
-from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
 from l2l_tf.problems import make_problem
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> None:
     }
     calls, compile_s, per_step = {}, {}, {}
     for name, (make_rule, jit) in configs.items():
-        config = MetaConfig(num_steps=length, unroll_length=length, jit_compile=jit)
+        config = MetaConfig(num_steps=length, unroll_length=length, schedule=MetaSchedule(jit_compile=jit))
         calls[name] = first_unroll(MetaTrainer(make_rule(), problem, config))
         compile_s[name], first = timed(calls[name], length)
         per_step[name] = [first]

@@ -24,7 +24,7 @@ import time
 
 import tensorflow as tf
 
-from benchmarks.common import median_time
+from benchmarks.common import first_unroll, median_time
 from l2l_tf import seeds
 from l2l_tf.meta import MetaConfig, MetaTrainer, loss_and_gradient
 from l2l_tf.problems.neural_art import NeuralArt, default_data_dir
@@ -48,15 +48,11 @@ def meta_step_ms(problem: NeuralArt, repeats: int) -> tuple[float, float]:
     config = MetaConfig(num_steps=128, unroll_length=32, meta_objective="log_loss")
     rule = CoordinatewiseLSTM(RuleConfig(momentum_decays=(0.5, 0.9, 0.99)))
     trainer = MetaTrainer(rule, problem, config)
-    seed = seeds.training_seed(123_456)
-    params = problem.flatten(problem.initial_params(seed))
-    state = rule.init_state(problem.num_coordinates)
-    batches = next(trainer.run_batches(seed))
-    weights = tf.ones([config.unroll_length])
+    train_unroll = first_unroll(trainer, seeds.training_seed(123_456))
     start = time.perf_counter()
-    trainer.train_unroll(params, state, batches, weights)["meta_loss"].numpy()
+    train_unroll().meta_loss.numpy()
     first = time.perf_counter() - start
-    per_unroll = median_time(lambda: trainer.train_unroll(params, state, batches, weights)["meta_loss"], repeats)
+    per_unroll = median_time(lambda: train_unroll().meta_loss, repeats)
     return 1000 * per_unroll / config.unroll_length, first
 
 

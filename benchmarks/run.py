@@ -44,7 +44,7 @@ SHIPPED_MNIST_RULE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspat
 
 def bench_meta_training(quick: bool, jit_values: tuple[bool, ...] = (True, False), shards: int = 1) -> list[dict]:
     """Optimizee steps/s inside meta-training (forward, gradient, rule, meta-backward, update)."""
-    from l2l_tf.meta import MetaConfig, MetaTrainer
+    from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
     from l2l_tf.problems.quadratic import Quadratic
     from l2l_tf.rules import CoordinatewiseLSTM
 
@@ -52,7 +52,7 @@ def bench_meta_training(quick: bool, jit_values: tuple[bool, ...] = (True, False
     for name, make in (("quadratic 128x10", Quadratic), ("mnist mlp 784-20-10", lambda: mnist_problem(FLAGS.mnist_dir))):
         for jit in jit_values:
             problem = make()
-            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(jit_compile=jit, coordinate_shards=shards))
+            trainer = MetaTrainer(CoordinatewiseLSTM(), problem, MetaConfig(schedule=MetaSchedule(jit_compile=jit, coordinate_shards=shards)))
             n = problem.num_coordinates
             train_unroll = first_unroll(trainer)
             start = time.perf_counter()
@@ -112,7 +112,7 @@ def bench_unroll_memory(quick: bool) -> list[dict]:
     of 10 steps (``MetaConfig.recompute_segment``)."""
     import tensorflow as tf
 
-    from l2l_tf.meta import MetaConfig, MetaTrainer
+    from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
     from l2l_tf.rules import CoordinatewiseLSTM
 
     problem = mnist_problem(FLAGS.mnist_dir)
@@ -120,7 +120,7 @@ def bench_unroll_memory(quick: bool) -> list[dict]:
     rows = []
     for length in (20, 100) if quick else (20, 100, 200):
         for segment in (0, 10):
-            config = MetaConfig(num_steps=length, unroll_length=length, recompute_segment=segment)
+            config = MetaConfig(num_steps=length, unroll_length=length, schedule=MetaSchedule(recompute_segment=segment))
             trainer = MetaTrainer(CoordinatewiseLSTM(), problem, config)
             train_unroll = first_unroll(trainer)
             block(train_unroll())  # compile + warm-up

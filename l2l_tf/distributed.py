@@ -38,7 +38,7 @@ def make_strategy(distribution: str) -> tf.distribute.Strategy | None:
         config = os.environ.get("TF_CONFIG")
         if not config:
             raise DistributionError(
-                "--distribution=multi_worker needs the TF_CONFIG environment variable naming the"
+                "multi_worker distribution needs the TF_CONFIG environment variable naming the"
                 ' cluster and this worker, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]},'
                 ' "task": {"type": "worker", "index": 0}} (README)'
             )

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import distributed
+from l2l_tf.estimators import GradientEstimator
 from l2l_tf.meta import MetaConfig, MetaTrainer, UnrollResult, all_finite
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import CoordinatewiseLSTM
@@ -42,23 +43,31 @@ class PreReducedAdam(keras.optimizers.Adam):
 
 
 class DistributedMetaTrainer:
-    """``MetaTrainer`` over the replicas of ``strategy`` (rule created in its scope)."""
+    """``MetaTrainer`` over the replicas of ``strategy`` (rule created in its scope): the
+    estimator's meta-gradients of every replica's run, averaged, then one meta-update."""
 
-    def __init__(self, rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfig, strategy: tf.distribute.Strategy):
+    def __init__(
+        self, rule: CoordinatewiseLSTM, problem: Problem, config: MetaConfig, strategy: tf.distribute.Strategy,
+        meta_optimizer: keras.optimizers.Optimizer | None = None, skipped_updates: tf.Variable | None = None,
+        estimator: GradientEstimator | None = None,
+    ):
         unmirrored = [v.name for v in rule.trainable_variables if not strategy.extended.variable_created_in_scope(v)]
         if unmirrored:
             raise ValueError(f"create the rule inside strategy.scope(); {unmirrored} were created outside it")
         self.rule, self.problem, self.config, self.strategy = rule, problem, config, strategy
         with strategy.scope():
-            self.trainer = MetaTrainer(rule, problem, config, meta_optimizer_class=PreReducedAdam)
+            self.trainer = MetaTrainer(
+                rule, problem, config, PreReducedAdam, estimator, meta_optimizer, skipped_updates
+            )
+        self.estimator, self.variables = self.trainer.estimator, self.trainer.variables
         self.meta_optimizer = self.trainer.meta_optimizer
         self.skipped_updates = self.trainer.skipped_updates
         self.num_replicas = strategy.num_replicas_in_sync
         self.local_replicas = distributed.local_replica_ids(strategy)
         self.timings = {"compute": 0.0, "all_reduce": 0.0, "apply": 0.0}
         local_step = tf.function(
-            self.trainer.meta_gradients, input_signature=self.trainer.unroll_signature,
-            jit_compile=config.jit_compile,
+            self.estimator.estimate, input_signature=self.trainer.unroll_signature,
+            jit_compile=config.schedule.jit_compile,
         )
         # A plain function around local_step: strategy.run would re-wrap a tf.function
         # (dropping its signature and XLA); the replicas call it as it is.
@@ -82,7 +91,7 @@ class DistributedMetaTrainer:
         return meta_losses, all_step_losses, mean_grads, finite, tf.linalg.global_norm(mean_grads)
 
     def _replica_apply(self, grads: list) -> None:
-        self.meta_optimizer.apply_gradients(zip(grads, self.rule.trainable_variables))
+        self.meta_optimizer.apply_gradients(zip(grads, self.variables))
 
     def _timed(self, phase: str, fn: Any, *args: Any) -> Any:
         start = time.perf_counter()
@@ -100,17 +109,12 @@ class DistributedMetaTrainer:
         ``meta_gradient_norm``, ``applied``, ``local_seeds`` (this worker's runs)."""
         if len(seeds) != self.num_replicas:
             raise ValueError(f"need one seed per replica ({self.num_replicas}), got {len(seeds)}")
-        problem, config = self.problem, self.config
-        params = distributed.per_replica(self.strategy, lambda r: problem.flatten(problem.initial_params(seeds[r])))
-        state = distributed.per_replica(self.strategy, lambda r: self.trainer.unroll_rule.init_state(problem.num_coordinates))
-        optimizee_state = distributed.per_replica(self.strategy, lambda r: problem.initial_state(seeds[r]))
+        carry = distributed.per_replica(self.strategy, lambda r: self.estimator.initial_carry(seeds[r]))
         iterators = {r: self.trainer.run_batches(seeds[r]) for r in self.local_replicas}
-        weights, length = config.step_weights(), config.unroll_length
-        for index in range(config.unrolls_per_run):
+        for index in range(self.config.unrolls_per_run):
             batches = distributed.per_replica(self.strategy, lambda r: next(iterators[r]))
-            unroll_weights = tf.constant(weights[index * length + 1 : (index + 1) * length + 1])
-            meta_loss, step_losses, grads, params, state, optimizee_state = self._timed(
-                "compute", self._compute, params, state, batches, unroll_weights, optimizee_state
+            meta_loss, step_losses, grads, carry = self._timed(
+                "compute", self._compute, carry, batches, self.trainer.unroll_weights(index)
             )
             meta_losses, all_step_losses, mean_grads, finite, norm = self._timed(
                 "all_reduce", self._all_reduce, meta_loss, step_losses, grads

@@ -251,19 +251,19 @@ def check_export_target(export_dir: str, protected: tuple[str, ...] = ()) -> Non
         run = os.path.realpath(path)
         if target == run or run.startswith(target.rstrip(os.sep) + os.sep):
             raise UnsafeExportTargetError(
-                f"--export_dir={export_dir} is the run folder {path!r} or a folder above it; exporting"
-                " there would delete the run. Pass a new folder, e.g. --export_dir=" + path.rstrip("/") + "_export"
+                f"export folder {export_dir!r} is the run folder {path!r} or a folder above it; exporting"
+                " there would delete the run. Export to a new folder, e.g. " + path.rstrip("/") + "_export"
             )
     if os.path.lexists(export_dir):
         if os.path.islink(export_dir) or not os.path.isdir(export_dir):
-            raise UnsafeExportTargetError(f"--export_dir={export_dir} exists and is not a folder; pass a new folder")
+            raise UnsafeExportTargetError(f"export folder {export_dir!r} exists and is not a folder; export to a new folder")
         if os.listdir(export_dir) and not is_exported_rule(export_dir):
             raise UnsafeExportTargetError(
-                f"--export_dir={export_dir} is a non-empty folder that is not an exported l2l_tf rule;"
-                " refusing to replace it (its files would be deleted). Pass a new or empty folder, or an"
-                " earlier export to overwrite"
+                f"export folder {export_dir!r} is a non-empty folder that is not an exported l2l_tf rule;"
+                " refusing to replace it (its files would be deleted). Export to a new or empty folder, or"
+                " over an earlier export"
             )
         return
     ancestor = _first_existing_ancestor(target)
     if not os.path.isdir(ancestor):
-        raise UnsafeExportTargetError(f"--export_dir={export_dir}: {ancestor!r} is a file, not a folder")
+        raise UnsafeExportTargetError(f"export folder {export_dir!r}: {ancestor!r} is a file, not a folder")

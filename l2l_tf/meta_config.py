@@ -1,4 +1,10 @@
-"""``MetaConfig``: the hyper-parameters of truncated-BPTT meta-training (``l2l_tf.meta``)."""
+"""``MetaConfig``: the hyper-parameters of meta-training (``l2l_tf.meta``).
+
+Its own fields say *what is computed* (horizon, truncation, meta-objective, meta-optimizer,
+gradient estimator); its ``schedule``, a ``MetaSchedule``, says *how it is scheduled* (XLA,
+recomputation, coordinate blocks), which changes speed and memory, not values, and so may
+change when a run resumes (as ``l2l_tf.run_config.Schedule`` does).
+"""
 
 from __future__ import annotations
 
@@ -12,32 +18,51 @@ META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
 # which weighs relative progress equally at every step instead of letting the large early
 # losses dominate the meta-gradient (a remedy for the short-horizon bias of truncated BPTT).
 META_OBJECTIVES = ("loss", "log_loss")
+# How meta-gradients are made (``l2l_tf.estimators``): truncated BPTT (the paper), or
+# persistent evolution strategies (``l2l_tf.pes``: unbiased over a whole run, forward passes only).
+GRADIENT_ESTIMATORS = ("tbptt", "pes")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaSchedule:
+    """How meta-training is scheduled: the values computed do not depend on it."""
+
+    jit_compile: bool = False  # measured faster on CPU (benchmarks/); XLA stays available
+    # > 0: recompute the activations of segments of this many steps in the backward pass
+    # (tf.recompute_grad) instead of storing them, so long unrolls are not capped by
+    # memory; 0: store everything (fastest). Must divide MetaConfig.unroll_length.
+    recompute_segment: int = 0
+    # > 1: run the rule on this many contiguous blocks of coordinates as independent chains
+    # (``l2l_tf.sharding``), for CPU meta-training with one intra-op thread and this many
+    # inter-op threads (``sharding.configure_cpu_threads``); same values, another schedule.
+    coordinate_shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.recompute_segment < 0:
+            raise ValueError(f"recompute_segment must be >= 0 (0: off), got {self.recompute_segment}")
+        if self.coordinate_shards < 1:
+            raise ValueError(f"coordinate_shards must be >= 1, got {self.coordinate_shards}")
 
 
 @dataclasses.dataclass(frozen=True)
 class MetaConfig:
-    """Hyper-parameters of truncated-BPTT meta-training."""
+    """What meta-training computes (see the module docstring); ``schedule`` how."""
 
     num_steps: int = 100
     unroll_length: int = 20
     meta_learning_rate: float = 1e-3
     second_derivatives: bool = False
     meta_gradient_clip_norm: float | None = None
-    jit_compile: bool = False  # measured faster on CPU (benchmarks/); XLA stays available
     meta_loss_weighting: str = "uniform"
     meta_objective: str = "loss"
-    # > 0: recompute the activations of segments of this many steps in the backward pass
-    # (tf.recompute_grad) instead of storing them, so long unrolls are not capped by
-    # memory; 0: store everything (fastest).
-    recompute_segment: int = 0
     # Average the meta-gradients of this many consecutive unrolls per meta-update (Keras'
     # gradient_accumulation_steps). With unroll_length == num_steps: a meta-batch of runs,
     # for a less noisy meta-gradient.
     meta_gradient_accumulation: int = 1
-    # > 1: run the rule on this many contiguous blocks of coordinates as independent chains
-    # (``l2l_tf.sharding``), for CPU meta-training with one intra-op thread and this many
-    # inter-op threads (``sharding.configure_cpu_threads``); same values, another schedule.
-    coordinate_shards: int = 1
+    gradient_estimator: str = "tbptt"
+    es_pairs: int = 4  # pes: antithetic pairs of perturbations per truncation
+    es_std: float = 0.01  # pes: standard deviation of the perturbations of the rule's weights
+    schedule: MetaSchedule = MetaSchedule()
 
     def __post_init__(self) -> None:
         if self.unroll_length < 1 or self.num_steps < self.unroll_length:
@@ -59,19 +84,17 @@ class MetaConfig:
                 f"unknown meta_loss_weighting {self.meta_loss_weighting!r}; choose from {META_LOSS_WEIGHTINGS}"
             )
 
-        if self.recompute_segment < 0 or (
-            self.recompute_segment and self.unroll_length % self.recompute_segment
-        ):
-            raise ValueError(
-                f"recompute_segment ({self.recompute_segment}) must be 0 (off) or divide"
-                f" unroll_length ({self.unroll_length})"
-            )
+        segment = self.schedule.recompute_segment
+        if segment and self.unroll_length % segment:
+            raise ValueError(f"recompute_segment ({segment}) must be 0 (off) or divide unroll_length ({self.unroll_length})")
         if self.meta_gradient_accumulation < 1:
             raise ValueError(
                 f"meta_gradient_accumulation must be >= 1, got {self.meta_gradient_accumulation}"
             )
-        if self.coordinate_shards < 1:
-            raise ValueError(f"coordinate_shards must be >= 1, got {self.coordinate_shards}")
+        if self.gradient_estimator not in GRADIENT_ESTIMATORS:
+            raise ValueError(f"unknown gradient_estimator {self.gradient_estimator!r}; choose from {GRADIENT_ESTIMATORS}")
+        if self.es_pairs < 1 or not self.es_std > 0:
+            raise ValueError(f"need es_pairs >= 1 and es_std > 0, got {self.es_pairs} and {self.es_std}")
         if self.meta_objective not in META_OBJECTIVES:
             raise ValueError(
                 f"unknown meta_objective {self.meta_objective!r}; choose from {META_OBJECTIVES}"

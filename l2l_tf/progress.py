@@ -1,7 +1,9 @@
 """Progress of a meta-training job: what each finished run reports, elapsed time and ETA.
 
-``l2l_tf.training.meta_train`` calls ``on_run_end(RunReport)`` after every optimizee run;
-``progbar`` turns that into a Keras progress bar for interactive use:
+``l2l_tf.training.meta_train`` hands every finished run to a ``Reporter``, which writes its
+TensorBoard summaries, calls ``on_run_end(RunReport)`` and logs a progress line every
+``log_every`` runs; ``progbar`` turns ``on_run_end`` into a Keras progress bar for
+interactive use:
 
     meta_train(rule, problem, meta_config, options, "runs/mine", on_run_end=progress.progbar(options.num_epochs))
 """
@@ -15,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from l2l_tf import summaries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +37,7 @@ class RunReport:
     meta_gradient_norm: float
     elapsed_seconds: float
     eta_seconds: float
+    problem: str = ""  # the name of the problem the run trained on
 
 
 class Clock:
@@ -92,7 +97,8 @@ def communication_share(before: dict[str, float], after: dict[str, float]) -> st
 
 
 class ProgressLine:
-    """The binaries' progress line: averages over the epochs since the last line."""
+    """The binaries' progress line: averages over the epochs since the last line.
+    ``trainer.timings`` (distributed: seconds per phase) gives the all-reduce's share."""
 
     def __init__(self, trainer: Any, replicas: int) -> None:
         self.trainer, self.replicas = trainer, replicas
@@ -124,3 +130,46 @@ class ProgressLine:
         )
         self._reset()
         return text
+
+
+@dataclasses.dataclass
+class Reporter:
+    """Reports each finished run of meta-training: TensorBoard summaries (``writer``; none
+    on workers other than the chief), ``on_run_end(RunReport)``, and a ``ProgressLine`` to
+    ``log`` every ``log_every`` runs and after the last. ``trainer`` gives the timings of
+    distributed phases (``TrainerPool``)."""
+
+    num_runs: int
+    log_every: int
+    num_steps: int
+    unroll_length: int
+    first_run: int
+    replicas: int
+    trainer: Any
+    log: Callable[[str], None] = print
+    writer: Any = None
+    on_run_end: Callable[[RunReport], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.window = ProgressLine(self.trainer, self.replicas)
+        self.clock = Clock(self.first_run, self.num_runs)
+
+    def run_finished(self, run: int, results: list[Any], skipped: int, resets: int, problem: str = "") -> RunReport:
+        """Reports run ``run`` (1-based), whose unrolls gave ``results``."""
+        self.window.add(results, self.unroll_length)
+        elapsed = self.clock.elapsed()
+        curve = np.concatenate([np.atleast_2d(np.asarray(r.step_losses)).mean(axis=0) for r in results])
+        report = RunReport(
+            run, self.num_runs, per_step_meta_loss(results, self.unroll_length), float(curve[-1]),
+            float(np.mean([float(r.meta_gradient_norm) for r in results])), elapsed, self.clock.eta(run, elapsed), problem,
+        )
+        if self.writer is not None:
+            summaries.write_run(self.writer, run, self.num_steps, curve, {
+                "meta_loss_per_step": report.meta_loss_per_step, "meta_gradient_norm": report.meta_gradient_norm,
+                "optimizee/final_loss": report.final_loss, "elapsed_seconds": elapsed,
+            })
+        if self.on_run_end is not None:
+            self.on_run_end(report)
+        if run % self.log_every == 0 or run == self.num_runs:
+            self.log(self.window.line(report, results, skipped, resets))
+        return report

@@ -147,7 +147,7 @@ def read_metadata(export_dir: str) -> dict[str, Any]:
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         raise RuleLoadError(
             f"{export_dir!r} is not a SavedModel (no saved_model.pb). Pass an exported rule"
-            " (train.export), not a training --save_path"
+            " (train.export), not a meta-training run's save_path"
         )
     path = os.path.join(export_dir, "assets", METADATA_ASSET)
     if not os.path.isfile(path):

@@ -51,6 +51,10 @@ class Computation:
     momentum_decays: tuple[float, ...] = ()
     meta_gradient_accumulation: int = 1
     num_replicas: int = 1
+    gradient_estimator: str = "tbptt"
+    es_pairs: int = 4
+    es_std: float = 0.01
+    validation_problem: str | None = None  # None: validate on the training problems
     rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
     gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)
     rule: str = "lstm"  # the rule family (l2l_tf.rule_families); the mlp_* fields are its architecture

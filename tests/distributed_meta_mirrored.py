@@ -76,7 +76,7 @@ def main() -> None:
         "max_difference_between_replicas": max(
             float(np.abs(copies(v)[0] - copies(v)[1]).max()) for v in mirrored.trainable_variables
         ),
-        "poisoned_summary": summary,
+        "poisoned_summary": summary.to_dict(),
         "poisoned_weights_finite": all(np.all(np.isfinite(c)) for v in poisoned.trainable_variables for c in copies(v)),
         "poisoned_replicas_identical": all(
             np.array_equal(copies(v)[0], copies(v)[1]) for v in poisoned.trainable_variables

@@ -54,7 +54,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(run, kind, d
     summary, lines = _train(run, 4)
     assert any("WARNING: checkpoint" in line and "ckpt-3" in line for line in lines), lines
     assert any(line.startswith("resumed from") and "ckpt-2" in line for line in lines), lines
-    assert summary["runs"] == 4
+    assert summary.runs == 4
 
 
 def test_all_checkpoints_damaged_stops_with_one_line_naming_them(run):
@@ -71,7 +71,7 @@ def test_a_garbage_checkpoint_state_file_is_reported_and_bypassed(run):
     summary, lines = _train(run, 4)
     assert any("checkpoint is missing or unreadable" in line for line in lines), lines
     assert any(line.startswith("resumed from") and "ckpt-3" in line for line in lines), lines
-    assert summary["runs"] == 4
+    assert summary.runs == 4
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", "[" * 100000])

@@ -11,7 +11,8 @@ from test_export import _signature_in_fresh_process, _two_steps
 from test_rule_sets import tiny_conv_model, tiny_data, tiny_problem
 
 from l2l_tf import export, rule_sets
-from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.estimators import RunCarry
+from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig, RuleConfigError
 
@@ -87,18 +88,20 @@ def test_meta_training_gives_the_same_meta_gradients_with_and_without_coordinate
     problem, results = tiny_problem(), {}
     for shards in (1, 3):
         rule = rule_sets.make(rule_set, GAC, seed=2)
-        trainer = MetaTrainer(rule, problem, MetaConfig(num_steps=4, unroll_length=2, coordinate_shards=shards))
-        state = tf.random.stateless_normal([problem.num_coordinates, trainer.unroll_rule.state_size], [3, 3])
+        trainer = MetaTrainer(rule, problem, MetaConfig(num_steps=4, unroll_length=2,
+                                                        schedule=MetaSchedule(coordinate_shards=shards)))
+        estimator = trainer.estimator
+        state = tf.random.stateless_normal([problem.num_coordinates, estimator.unroll_rule.state_size], [3, 3])
         batches = next(iter(trainer.run_batches(5)))
         params = problem.flatten(problem.initial_params(5))
-        results[shards] = trainer.meta_gradients(params, state, batches, tf.ones([2]), problem.initial_state(5))
-    meta_loss, _, grads, params, state, _ = results[1]
+        results[shards] = estimator.estimate(RunCarry(params, state, problem.initial_state(5)), batches, tf.ones([2]))
+    meta_loss, _, grads, (params, state, _) = results[1]
     assert all(np.any(g.numpy() != 0) for g in grads)
-    np.testing.assert_allclose(results[3][0], meta_loss, rtol=1e-5)
-    for a, b in zip(results[3][2], grads):
+    np.testing.assert_allclose(results[3].meta_loss, meta_loss, rtol=1e-5)
+    for a, b in zip(results[3].gradients, grads):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-7)
-    np.testing.assert_allclose(results[3][3], params, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(results[3][4], state, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[3].carry.params, params, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(results[3].carry.state, state, rtol=1e-5, atol=1e-6)
 
 
 def test_gac_rule_exports_and_its_signature_matches_in_a_fresh_process(tmp_path):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from l2l_tf import seeds
 from l2l_tf.evaluation import RuleRunner
-from l2l_tf.meta import MetaConfig, MetaTrainer, unroll_with_state
+from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer, unroll_with_state
 from l2l_tf.problems.quadratic import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 from l2l_tf.sharding import CoordinateShards, shard_sizes
@@ -95,7 +95,7 @@ def test_second_derivatives_false_really_stops_gradient_through_optimizee_gradie
 def test_short_meta_training_reduces_validation_loss(jit_compile):
     problem = Quadratic(dims=10, batch_size=32)
     rule = CoordinatewiseLSTM(seed=0)
-    config = MetaConfig(num_steps=40, unroll_length=20, meta_learning_rate=3e-3, jit_compile=jit_compile)
+    config = MetaConfig(num_steps=40, unroll_length=20, meta_learning_rate=3e-3, schedule=MetaSchedule(jit_compile=jit_compile))
     runner = RuleRunner(rule, problem, 40, jit_compile)
     validation = seeds.validation_seeds(4)
     before = validation_score(runner, validation)
@@ -120,13 +120,13 @@ def test_nan_optimizee_loss_is_skipped_and_training_continues(tmp_path):
     problem = _PoisonedQuadratic(dims=5, batch_size=8)
     rule = CoordinatewiseLSTM(seed=0)
     summary = meta_train(
-        rule, problem, MetaConfig(num_steps=20, unroll_length=10, jit_compile=False),
+        rule, problem, MetaConfig(num_steps=20, unroll_length=10),
         TrainingOptions(num_epochs=5, validation_every=5, validation_runs=2, log_every=5),
         str(tmp_path / "run"), log=lambda line: None,
     )
-    assert summary["runs"] == 5
-    assert summary["skipped_updates"] >= 1
-    assert summary["reset_runs"] >= 1
+    assert summary.runs == 5
+    assert summary.skipped_updates >= 1
+    assert summary.reset_runs >= 1
     assert all(np.all(np.isfinite(v.numpy())) for v in rule.trainable_variables)
     from l2l_tf import checkpoints
 
@@ -228,7 +228,7 @@ def test_recomputed_segments_give_the_same_losses_and_meta_gradient(second_deriv
         for a, b in zip(recomputed[-1], stored[-1]):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="recompute_segment"):
-        MetaConfig(num_steps=100, unroll_length=20, recompute_segment=3)
+        MetaConfig(num_steps=100, unroll_length=20, schedule=MetaSchedule(recompute_segment=3))
 
 
 @pytest.mark.parametrize("momentum_decays", [(), (0.5, 0.9)])
@@ -254,4 +254,4 @@ def test_coordinate_shards_give_the_same_unroll_and_meta_gradient(momentum_decay
     with pytest.raises(ValueError, match="coordinate_shards must lie in"):
         shard_sizes(40, 41)
     with pytest.raises(ValueError, match="coordinate_shards must be >= 1"):
-        MetaConfig(coordinate_shards=0)
+        MetaSchedule(coordinate_shards=0)

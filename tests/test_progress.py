@@ -35,7 +35,7 @@ def _events(logdir):
 def _train(save_path, num_runs, reports=None):
     return meta_train(
         CoordinatewiseLSTM(seed=0), Quadratic(dims=4, batch_size=4),
-        MetaConfig(num_steps=NUM_STEPS, unroll_length=5, jit_compile=False),
+        MetaConfig(num_steps=NUM_STEPS, unroll_length=5),
         TrainingOptions(num_epochs=num_runs, validation_every=2, validation_runs=1, checkpoint_every=4, log_every=2),
         save_path, {"problem": "quadratic", "momentum_decays": []}, log=lambda line: None,
         on_run_end=None if reports is None else reports.append,
@@ -44,7 +44,7 @@ def _train(save_path, num_runs, reports=None):
 
 def test_printed_meta_loss_is_on_the_validation_scale():
     problem, rule = Quadratic(dims=5, batch_size=8), CoordinatewiseLSTM(seed=1)
-    config = MetaConfig(num_steps=20, unroll_length=20, jit_compile=False)  # one unroll: the rule is fixed during it
+    config = MetaConfig(num_steps=20, unroll_length=20)  # one unroll: the rule is fixed during it
     seed = seeds.training_seed(0)
     runner = RuleRunner(rule, problem, 20, jit_compile=False)
     curve, score = runner.run(seed)[0], validation_score(runner, [seed], config)
@@ -57,7 +57,7 @@ def test_run_reports_count_runs_with_elapsed_time_and_eta(tmp_path):
     reports = []
     summary = _train(str(tmp_path / "run"), 3, reports)
     assert [r.run for r in reports] == [1, 2, 3] and all(r.num_runs == 3 for r in reports)
-    assert summary["runs"] == 3 and reports[-1].eta_seconds == 0.0
+    assert summary.runs == 3 and reports[-1].eta_seconds == 0.0
     assert all(r.elapsed_seconds > 0 and np.isfinite(r.final_loss) for r in reports)
     assert reports[0].eta_seconds == pytest.approx(2 * reports[0].elapsed_seconds)
 

@@ -78,5 +78,36 @@ def test_restart_with_changed_settings_is_refused(tmp_path):
     result = subprocess.run(_command(save, "--num_epochs=2", "--hidden_size=10"), check=False, capture_output=True, text=True,
                             cwd=REPO, env=subprocess_env(), timeout=600)
     assert result.returncode == 2
-    assert "hidden_size: 20 -> 10" in result.stderr and "new --save_path" in result.stderr
+    assert "hidden_size: 20 -> 10" in result.stderr and "new save_path" in result.stderr and "--save_path=" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_training_checkpoint_written_before_the_seams_restores_whole(tmp_path):
+    """experiments/conv/run_single/train was written by the loop before it was split into an
+    estimator, a trainer pool and a training state: every object of it restores into today's
+    state (rule, shared meta-optimizer, counters), and its run config reads back."""
+    import json
+    import shutil
+
+    from l2l_tf.meta import MetaConfig, make_meta_optimizer
+    from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
+    from l2l_tf.run_config import RunConfig
+    from l2l_tf.training_state import TrainingState
+
+    old = os.path.join(REPO, "experiments", "conv", "run_single")
+    save = str(tmp_path / "run")
+    shutil.copytree(old, save)
+    stored = RunConfig.from_dict(json.load(open(os.path.join(save, "run_config.json"))))
+    computation = stored.computation
+    rule = CoordinatewiseLSTM(RuleConfig(momentum_decays=computation.momentum_decays), seed=computation.seed)
+    config = MetaConfig(num_steps=computation.num_steps, unroll_length=computation.unroll_length,
+                        meta_learning_rate=computation.meta_learning_rate)
+    optimizer = make_meta_optimizer(config, rule.trainable_variables)
+    state = TrainingState(rule, optimizer, tf.Variable(0, dtype=tf.int64), save, chief=True)
+    lines = []
+    state.restore(None, os.path.join(save, "best"), lines.append)
+    assert lines and lines[-1].startswith(f"resumed from {os.path.join(save, 'train', 'ckpt-135')}: run 135")
+    assert int(state.epoch) == 135 and int(optimizer.iterations) > 0
+    best = json.load(open(os.path.join(save, "best", "rule_config.json")))
+    assert int(state.best_epoch) == best["epoch"] and float(state.best_score) == pytest.approx(best["validation_loss"])
+    assert not np.allclose(rule.trainable_variables[0].numpy(), CoordinatewiseLSTM(rule.config, seed=0).trainable_variables[0].numpy())

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from l2l_tf import checkpoints, rule_sets
 from l2l_tf.evaluation import RuleRunner
-from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.problems.conv import conv_net
 from l2l_tf.problems.keras_problem import KerasProblem
@@ -92,14 +92,12 @@ def test_meta_training_trains_both_rules_jointly_also_in_coordinate_blocks():
     gradients = {}
     for shards in (1, 3):
         rule_set = rule_sets.make("conv_fc", CONFIG, seed=0)
-        trainer = MetaTrainer(rule_set, problem, MetaConfig(num_steps=4, unroll_length=2, coordinate_shards=shards))
-        params = problem.flatten(problem.initial_params(5))
+        trainer = MetaTrainer(rule_set, problem, MetaConfig(num_steps=4, unroll_length=2,
+                                                            schedule=MetaSchedule(coordinate_shards=shards)))
         batches = next(iter(trainer.run_batches(5)))
-        _, _, grads, *_ = trainer.meta_gradients(
-            params, trainer.unroll_rule.init_state(problem.num_coordinates), batches,
-            tf.ones([config.unroll_length]), problem.initial_state(5),
-        )
-        gradients[shards] = grads
+        gradients[shards] = trainer.estimator.estimate(
+            trainer.estimator.initial_carry(5), batches, tf.ones([config.unroll_length])
+        ).gradients
     conv_grads, fc_grads = np.split(np.array(gradients[1], dtype=object), 2)
     assert all(np.any(g.numpy() != 0) for g in gradients[1])  # both rules get meta-gradient
     assert not np.allclose(conv_grads[0].numpy(), fc_grads[0].numpy())  # and not the same one

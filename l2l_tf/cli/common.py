@@ -10,7 +10,7 @@ from collections.abc import Callable
 from absl import app, flags, logging
 
 from l2l_tf import baselines, catalog, export
-from l2l_tf.problems import PROBLEM_NAMES, Problem, make_problem
+from l2l_tf.problems import PROBLEM_NAMES, Problem, is_task_list, make_problems
 from l2l_tf.problems.custom import load_problem
 from l2l_tf.problems.data import SOURCES, TFDS, DataUnavailableError
 
@@ -21,7 +21,15 @@ logging.set_verbosity(logging.WARNING)
 def define_problem_flags() -> None:
     """Defines --problem, --data_source and --data_dir; the calling binary shows them in
     --helpshort (``flags.adopt_module_key_flags``: absl lists only a main module's own flags)."""
-    flags.DEFINE_enum("problem", "quadratic", PROBLEM_NAMES, "Optimizee family.")
+    flags.DEFINE_string(
+        "problem", "quadratic",
+        f"Optimizee family: one of {', '.join(PROBLEM_NAMES)}; for meta_train also tasks:NAME, a task"
+        " list (a task distribution: each run draws one of its problems; l2l_tf.problems.task_lists).",
+    )
+    flags.register_validator(
+        "problem", lambda name: name in PROBLEM_NAMES or is_task_list(name),
+        f"must be one of {list(PROBLEM_NAMES)} or tasks:NAME (a task list)",
+    )
     define_data_flags()
     flags.DEFINE_string(
         "problem_fn", None,
@@ -89,14 +97,23 @@ def warn_deprecated_flags() -> None:
 
 def build_problem() -> Problem:
     """The problem named by the flags; data problems exit with a usage error if unavailable."""
+    if is_task_list(flags.FLAGS.problem) and not flags.FLAGS.problem_fn:
+        usage_error(f"--problem={flags.FLAGS.problem} names a task list; this program takes one problem")
+    return build_problems()[0]
+
+
+def build_problems(name: str | None = None) -> list[Problem]:
+    """The problems ``name`` (default the flag --problem) names: one, or a task list's;
+    --problem_fn's problem when given. A usage error if the data is unavailable."""
     values = flags.FLAGS
+    name = name or values.problem
     try:
         if values.problem_fn:
-            return load_problem(values.problem_fn)
-        return make_problem(values.problem, values.data_source, values.data_dir, values.vgg_weights)
+            return [load_problem(values.problem_fn)]
+        return make_problems(name, values.data_source, values.data_dir, values.vgg_weights)
     except (DataUnavailableError, FileNotFoundError, ValueError) as error:
         hint = " (flags: --data_source=idx --data_dir=DIR)" if "source 'idx'" in str(error) else ""
-        usage_error(f"--problem={values.problem} --data_source={values.data_source} --data_dir={values.data_dir}: {error}{hint}")
+        usage_error(f"--problem={name} --data_source={values.data_source} --data_dir={values.data_dir}: {error}{hint}")
         raise  # unreachable
 
 
@@ -149,7 +166,7 @@ def require_export_target(export_dir: str, protected: tuple[str, ...]) -> None:
     try:
         export.check_export_target(export_dir, protected)
     except export.UnsafeExportTargetError as error:
-        usage_error(str(error))
+        usage_error(f"--export_dir={export_dir}: {error}")
 
 
 def run_program(run: Callable[[list[str]], None], module_name: str) -> None:

@@ -28,7 +28,14 @@ from absl import flags
 
 from l2l_tf import distributed, export, preprocess, rule_sets, sharding
 from l2l_tf.cli import common
-from l2l_tf.meta_config import META_LOSS_WEIGHTINGS, META_OBJECTIVES, MetaConfig
+from l2l_tf.meta_config import (
+    GRADIENT_ESTIMATORS,
+    META_LOSS_WEIGHTINGS,
+    META_OBJECTIVES,
+    MetaConfig,
+    MetaSchedule,
+)
+from l2l_tf.problems import Problem
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule, RuleConfig
 from l2l_tf.rules_mlp import MLPRuleConfig
@@ -38,6 +45,11 @@ from l2l_tf.training import IncompatibleResumeError, TrainingOptions, meta_train
 common.define_problem_flags()
 flags.adopt_module_key_flags(common)
 flags.DEFINE_string("save_path", None, "Output folder: best rule, training checkpoints, logs.")
+flags.DEFINE_string(
+    "validation_problem", None,
+    "Validate on this problem or task list (tasks:NAME, e.g. held-out tasks) instead of --problem's;"
+    " several problems are scored by their losses relative to each one's step-0 loss (l2l_tf.validation).",
+)
 flags.DEFINE_string("logdir", None, "TensorBoard folder (default SAVE_PATH/logs).")
 flags.DEFINE_string("export_dir", None, "If set, export the best rule as a SavedModel here at the end.")
 flags.DEFINE_string(
@@ -92,6 +104,14 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 common.define_deprecated_alias("coordinate_shards", "coordinate_blocks")
+flags.DEFINE_enum(
+    "gradient_estimator", "tbptt", list(GRADIENT_ESTIMATORS),
+    "How meta-gradients are estimated: tbptt, truncated backpropagation through each unroll (the paper);"
+    " pes, persistent evolution strategies (Vicol et al. 2021; l2l_tf.pes): unbiased over the whole run,"
+    " forward passes only, 2 --es_pairs + 1 unrolls per truncation, one device.",
+)
+flags.DEFINE_integer("es_pairs", 4, "With --gradient_estimator=pes: antithetic pairs per truncation.", lower_bound=1)
+flags.DEFINE_float("es_std", 0.01, "With --gradient_estimator=pes: std of the weight perturbations.", lower_bound=1e-12)
 flags.DEFINE_boolean("second_derivatives", False, "Backpropagate through the optimizee gradients (Hessian terms).")
 flags.DEFINE_boolean("jit_compile", False, "Compile each unroll with XLA (off by default: slower on CPU, see BUILD.md).")
 flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the training runs.", lower_bound=0)
@@ -199,9 +219,13 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
+    if FLAGS.gradient_estimator == "pes" and FLAGS.distribution != "none":
+        common.usage_error("--gradient_estimator=pes runs on one device; pass --distribution=none")
     rule_config = rule_config_from_flags()
     try:
-        meta_config = MetaConfig(**{field.name: flag_value(field.name) for field in dataclasses.fields(MetaConfig)})
+        schedule = MetaSchedule(**{field.name: flag_value(field.name) for field in dataclasses.fields(MetaSchedule)})
+        names = [field.name for field in dataclasses.fields(MetaConfig) if field.name != "schedule"]
+        meta_config = MetaConfig(**{name: flag_value(name) for name in names}, schedule=schedule)
     except ValueError as error:
         common.usage_error(f"{error}; fix the flag named in it")
     options = TrainingOptions(
@@ -227,13 +251,53 @@ def build_rule(rule_config: RuleConfig | MLPRuleConfig, strategy: tf.distribute.
     return rule
 
 
+def problems_from_flags(meta_config: MetaConfig) -> tuple[list[Problem], list[Problem] | None]:
+    """The problems to meta-train on (--problem: one, or a task list's) and to validate on
+    (--validation_problem; ``None``: the same); usage errors if unavailable."""
+    problems = common.build_problems()
+    validation = common.build_problems(FLAGS.validation_problem) if FLAGS.validation_problem else None
+    for problem in problems:
+        try:
+            sharding.shard_sizes(problem.num_coordinates, meta_config.schedule.coordinate_shards)
+        except ValueError as error:
+            common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
+    return problems, validation
+
+
+def describe(problems: list[Problem]) -> dict:
+    """The problem description stored with the run: the problem's, or the task list's."""
+    if len(problems) == 1:
+        return problems[0].describe()
+    return {"name": FLAGS.problem, "problems": [problem.describe() for problem in problems]}
+
+
+def announce(rule_config: RuleConfig | MLPRuleConfig, rule: Rule | RuleSet, problems: list[Problem],
+             strategy: tf.distribute.Strategy | None) -> None:
+    """The line that says what this job meta-trains."""
+    sizes = sorted({problem.num_coordinates for problem in problems})
+    if len(problems) == 1:
+        what = f"{problems[0].name} ({sizes[0]} coordinates)"
+    else:
+        what = f"{FLAGS.problem} ({len(problems)} problems of {sizes[0]} to {sizes[-1]} coordinates)"
+    rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
+    rules += f" with {rule_config.gac_cells} global averaging cells per layer" if getattr(rule_config, "gac_cells", 0) else ""
+    architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
+                    else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
+    print(
+        f"meta-training a {architecture} rule{rules}"
+        f" ({rule.num_meta_parameters()} weights) on {what}, {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
+        + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
+        flush=True,
+    )
+
+
 def run(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
     common.warn_deprecated_flags()
     rule_config, meta_config, options = configs_from_flags()
-    if meta_config.coordinate_shards > 1:
-        sharding.configure_cpu_threads(meta_config.coordinate_shards)
+    if meta_config.schedule.coordinate_shards > 1:
+        sharding.configure_cpu_threads(meta_config.schedule.coordinate_shards)
     try:
         strategy = distributed.make_strategy(FLAGS.distribution)
     except distributed.DistributionError as error:
@@ -241,37 +305,23 @@ def run(argv: list[str]) -> None:
     chief = distributed.is_chief(strategy)
     if chief:  # the other workers write nothing under --save_path
         check_output_flags()
-    problem = common.build_problem()
-    try:
-        sharding.shard_sizes(problem.num_coordinates, meta_config.coordinate_shards)
-    except ValueError as error:
-        common.usage_error(f"--coordinate_blocks={FLAGS.coordinate_blocks}: {error}; use the number of CPU cores")
+    problems, validation_problems = problems_from_flags(meta_config)
     rule = build_rule(rule_config, strategy)
-    rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
-    architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
-                    else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
-    rules += f" with {rule_config.gac_cells} global averaging cells per layer" if getattr(rule_config, "gac_cells", 0) else ""
-    print(
-        f"meta-training a {architecture} rule{rules}"
-        f" ({rule.num_meta_parameters()} weights) on {problem.name}"
-        f" ({problem.num_coordinates} coordinates), {FLAGS.num_runs} runs of {FLAGS.num_steps} steps"
-        + (f", {strategy.num_replicas_in_sync} replicas" if strategy is not None else ""),
-        flush=True,
-    )
-    config = run_config(problem.describe())
+    announce(rule_config, rule, problems, strategy)
+    config = run_config(describe(problems))
     try:
         summary = meta_train(
-            rule, problem, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
-            log=lambda line: print(line, flush=True), strategy=strategy,
+            rule, problems, meta_config, options, FLAGS.save_path, config, FLAGS.logdir,
+            log=lambda line: print(line, flush=True), strategy=strategy, validation_problems=validation_problems,
         )
     except IncompatibleResumeError as error:
-        common.usage_error(str(error))
+        common.usage_error(f"--save_path={FLAGS.save_path}: {error}")
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
         first_line = str(error).strip().splitlines()[0][:300]
         print(f"FATAL lost contact with another worker ({first_line}); restart every worker with the same"
               " command: the job resumes from the last checkpoint", file=sys.stderr)
         sys.exit(1)
-    print("summary: " + json.dumps(summary), flush=True)
+    print("summary: " + json.dumps(summary.to_dict()), flush=True)
     if FLAGS.export_dir and chief:
         try:
             export.export_checkpoint(FLAGS.save_path, FLAGS.export_dir)

@@ -13,6 +13,7 @@ from l2l_tf.problems.neural_art import (
     neural_art_problem,
 )
 from l2l_tf.problems.quadratic import Quadratic
+from l2l_tf.problems.task_lists import TASKS_PREFIX, is_task_list, register_task_list, task_list, task_list_names
 
 PROBLEM_NAMES = ("quadratic", *MLP_VARIANTS, *CONV_VARIANTS, *NEURAL_ART_VARIANTS)
 
@@ -37,7 +38,18 @@ def make_problem(
     raise ValueError(f"unknown problem {name!r}; choose from {PROBLEM_NAMES}")
 
 
+def make_problems(
+    name: str, data_source: str = TFDS, data_dir: str | None = None, vgg_weights: str | None = None
+) -> list[Problem]:
+    """The problems of task list ``tasks:NAME`` (``l2l_tf.problems.task_lists``), else
+    ``make_problem``'s one problem as a list."""
+    if is_task_list(name):
+        return task_list(name, data_source, data_dir)
+    return [make_problem(name, data_source, data_dir, vgg_weights)]
+
+
 __all__ = [
-    "PROBLEM_NAMES", "KerasProblem", "NeuralArt", "Problem", "Quadratic", "conv_problem", "make_problem",
-    "mnist_mlp_problem", "neural_art_problem",
+    "PROBLEM_NAMES", "TASKS_PREFIX", "KerasProblem", "NeuralArt", "Problem", "Quadratic", "conv_problem",
+    "is_task_list", "make_problem", "make_problems", "mnist_mlp_problem", "neural_art_problem", "register_task_list",
+    "task_list", "task_list_names",
 ]

@@ -100,8 +100,8 @@ def conv_problem(
     spec = CONV_VARIANTS[variant]
     if spec.dataset != "mnist" and data_source == IDX:
         raise ValueError(
-            f"{variant} reads {spec.dataset} from TFDS only: pass --data_source=tfds (IDX files"
-            " hold MNIST digits; use --problem=mnist_conv for those)"
+            f"{variant} reads {spec.dataset} from TFDS only: use data_source 'tfds' (IDX files"
+            " hold MNIST digits; the mnist_conv problem reads those)"
         )
     train, test = (
         first_classes(load_split(split, data_source, data_dir, spec.dataset), spec.classes)

@@ -193,8 +193,8 @@ def neural_art_problem(variant: str, data_dir: str | None = None, vgg_weights: s
     data_dir = data_dir or default_data_dir()
     if data_dir is None or not os.path.isdir(os.path.join(data_dir, "content")):
         raise FileNotFoundError(
-            f"neural-art data folder {data_dir!r} has no content/ and style/ images; pass"
-            " --data_dir=../shared/data/neural-art (or set L2L_NEURAL_ART_DIR)"
+            f"neural-art data folder {data_dir!r} has no content/ and style/ images; pass the folder"
+            " that has them as data_dir, e.g. ../shared/data/neural-art (or set L2L_NEURAL_ART_DIR)"
         )
     size, style = NEURAL_ART_VARIANTS[variant]
     return NeuralArt(data_dir, size, style, vgg_weights, name=variant)
