@@ -81,15 +81,21 @@ def test_bad_input_is_one_line(args, message, tmp_path):
     assert message in fatal
 
 
-def test_reused_baselines_must_match_the_horizon(baselines_only, tmp_path):
+def test_reused_baselines_must_match_the_horizon_and_missing_ones_are_run(baselines_only, tmp_path):
     out, data, _ = baselines_only
     result = run_binary("evaluate_suite", SUITE, "--num_steps=7", *TINY[1:], *data,
                         "--optimizer=saved_optimizers/mnist_lstm", f"--baseline_results={out}/results.json",
                         f"--output_dir={tmp_path}")
     assert result.returncode == 2 and "task quadratic_30_loss0.3 was run with another num_steps" in result.stderr
-    missing = run_binary("evaluate_suite", "--suite=quadratic_10", *TINY, f"--baseline_results={out}/results.json",
-                         f"--output_dir={tmp_path}")
-    assert missing.returncode == 2 and "has no baselines for tasks ['quadratic_10']" in missing.stderr
+    resumed = tmp_path / "resumed"  # a task the file lacks has its baselines run; the others are reused
+    result = run_binary("evaluate_suite", f"{SUITE},quadratic_5_loss0.1", *TINY, *data,
+                        f"--baseline_results={out}/results.json", f"--output_dir={resumed}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "has no baselines for ['quadratic_5_loss0.1']: running them" in result.stdout
+    assert "quadratic_5_loss0.1: adam tuned to learning rate" in result.stdout
+    assert "quadratic_30_loss0.3: baselines reused from" in result.stdout
+    tasks = json.loads((resumed / "results.json").read_text())["tasks"]
+    assert list(tasks) == ["quadratic_30_loss0.3", "val_conv_8_d14_2", "quadratic_5_loss0.1"]
 
 
 def test_helpshort_lists_the_suite_and_data_flags_and_starts_quiet():

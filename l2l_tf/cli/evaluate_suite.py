@@ -14,7 +14,8 @@ runs) and the counts against the targets; writes results.json and results.md to
 --output_dir (after every task, so an interrupted run keeps what it finished).
 
 --baseline_results reuses the baselines of an earlier results.json made with the same
-settings per task (checked), so a new rule costs only its own runs; --rule_results likewise
+settings per task (checked), so a new rule costs only its own runs (tasks it lacks have their
+baselines run: passing a run's own results.json and --output_dir resumes it); --rule_results likewise
 reuses a rule's runs from earlier (e.g. partial, per-task) runs of it, so that one table can
 be assembled from runs made in pieces. --stability_factor=K
 also runs the rule alone for K times each horizon and counts diverged runs.
@@ -94,13 +95,16 @@ def mismatch(have: dict, wanted: dict) -> str | None:
 
 
 def reused_records(tasks: list[Task], settings: list[dict]) -> dict[str, suite.TaskRecord]:
-    """The baseline records of --baseline_results for every task, checked against ``settings``."""
+    """The baseline records of --baseline_results, checked against ``settings``; tasks it lacks
+    have their baselines run (so an interrupted run resumes with its own output as input)."""
     path = FLAGS.baseline_results
     records = read_results(path, "baseline_results")[1]
     missing = [task.name for task in tasks if task.name not in records]
     if missing:
-        common.usage_error(f"--baseline_results={path} has no baselines for tasks {missing}; run them without it")
+        print(f"--baseline_results={path} has no baselines for {missing}: running them", flush=True)
     for task, wanted in zip(tasks, settings):
+        if task.name not in records:
+            continue
         key = mismatch(records[task.name].settings, wanted)
         if key:
             common.usage_error(f"--baseline_results={path}: task {task.name} was run with another {key}"
