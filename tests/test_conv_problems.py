@@ -61,7 +61,7 @@ def test_cifar_problems_on_mock_data():
 
 def test_cifar_from_idx_files_is_refused_with_the_fix():
     assert {"mnist_conv", "mnist_conv5", "mnist_conv2", "cifar10", "cifar5", "cifar2"} <= set(PROBLEM_NAMES)
-    with pytest.raises(ValueError, match="--data_source=tfds"):
+    with pytest.raises(ValueError, match="use data_source 'tfds'"):
         make_problem("cifar10", "idx", "unused")
 
 
