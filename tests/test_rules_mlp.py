@@ -14,7 +14,7 @@ from conftest import REPO, subprocess_env
 from l2l_tf import checkpoints, export, rule_file, seeds
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.layout import TensorLayout
-from l2l_tf.meta import MetaConfig, MetaTrainer
+from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.problems.quadratic import Quadratic
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfigError
@@ -78,8 +78,8 @@ def test_meta_training_on_a_quadratic_lowers_the_validation_loss():
             pass
     after = validation_score(runner, validation)
     assert after < 0.9 * before, (before, after)
-    with pytest.raises(ValueError, match="--coordinate_blocks=2 cuts the coordinates into blocks"):
-        MetaTrainer(rule, problem, MetaConfig(num_steps=40, unroll_length=20, coordinate_shards=2))
+    with pytest.raises(ValueError, match="coordinate_shards=2 cuts the coordinates into blocks"):
+        MetaTrainer(rule, problem, MetaConfig(num_steps=40, unroll_length=20, schedule=MetaSchedule(coordinate_shards=2)))
 
 
 FRESH_PROCESS_SCRIPT = r"""
