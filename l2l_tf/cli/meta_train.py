@@ -28,6 +28,7 @@ from absl import flags
 
 from l2l_tf import distributed, export, preprocess, rule_sets, sharding
 from l2l_tf.cli import common
+from l2l_tf.layout import check_blockable
 from l2l_tf.meta_config import (
     GRADIENT_ESTIMATORS,
     META_LOSS_WEIGHTINGS,
@@ -264,6 +265,16 @@ def problems_from_flags(meta_config: MetaConfig) -> tuple[list[Problem], list[Pr
     return problems, validation
 
 
+def check_blocks(rule: Rule | RuleSet, meta_config: MetaConfig) -> None:
+    """A usage error if --coordinate_blocks would cut a rule that reduces over whole tensors."""
+    members = rule.rules.values() if isinstance(rule, RuleSet) else [rule]
+    try:
+        for member in members:
+            check_blockable(member, f"--coordinate_blocks={FLAGS.coordinate_blocks}", meta_config.schedule.coordinate_shards > 1)
+    except ValueError as error:
+        common.usage_error(str(error))
+
+
 def describe(problems: list[Problem]) -> dict:
     """The problem description stored with the run: the problem's, or the task list's."""
     if len(problems) == 1:
@@ -307,6 +318,7 @@ def run(argv: list[str]) -> None:
         check_output_flags()
     problems, validation_problems = problems_from_flags(meta_config)
     rule = build_rule(rule_config, strategy)
+    check_blocks(rule, meta_config)
     announce(rule_config, rule, problems, strategy)
     config = run_config(describe(problems))
     try:
