@@ -22,10 +22,10 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import tensorflow as tf
 
-from l2l_tf.meta_config import GRADIENT_ESTIMATORS, MetaConfig
-from l2l_tf.problems.base import Batch, Problem
 from l2l_tf import rule_sets
 from l2l_tf.layout import check_blockable
+from l2l_tf.meta_config import GRADIENT_ESTIMATORS, MetaConfig
+from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
 from l2l_tf.unroll import unroll_with_state

@@ -18,7 +18,10 @@ import keras
 import tensorflow as tf
 
 from l2l_tf.estimators import GradientEstimator, make_estimator
-from l2l_tf.meta_config import MetaConfig, MetaSchedule  # re-exported: l2l_tf.meta.MetaConfig
+from l2l_tf.meta_config import (  # re-exported: l2l_tf.meta.MetaConfig
+    MetaConfig,
+    MetaSchedule,
+)
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CoordinatewiseLSTM

@@ -27,10 +27,10 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from l2l_tf import rule_sets
 from l2l_tf.estimators import Estimate, RunCarry, initial_run, run_spec
 from l2l_tf.meta_config import MetaConfig
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf import rule_sets
 from l2l_tf.rules import CellRule, CoordinatewiseLSTM
 from l2l_tf.unroll import unroll_with_state
 

@@ -88,10 +88,10 @@ def format_suite_table(records: Sequence[TaskRecord], rule_name: str | None, sta
         share = summary["at_or_below_best"] / summary["tasks"]
         lines += [
             "",
-            f"{rule_name} at or below the best tuned baseline on {summary['at_or_below_best']}/{summary['tasks']}"
-            f" tasks ({share:.0%}; target >= {TARGET_SHARE_AT_OR_BELOW_BEST:.0%})",
-            f"{rule_name} below Adam at its default learning rate on {summary['below_adam_default']}/{summary['tasks']}"
-            " tasks (target: all)",
+            (f"{rule_name} at or below the best tuned baseline on {summary['at_or_below_best']}/{summary['tasks']}"
+             f" tasks ({share:.0%}; target >= {TARGET_SHARE_AT_OR_BELOW_BEST:.0%})"),
+            (f"{rule_name} below Adam at its default learning rate on {summary['below_adam_default']}/{summary['tasks']}"
+             " tasks (target: all)"),
             f"diverged runs: {summary['diverged_runs']}{stability_steps} (target: 0)",
             f"targets met: {'yes' if summary['targets_met'] else 'no'}",
         ]

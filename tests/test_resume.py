@@ -83,8 +83,8 @@ def test_restart_with_changed_settings_is_refused(tmp_path):
 
 
 def test_a_training_checkpoint_written_before_the_seams_restores_whole(tmp_path):
-    """experiments/conv/run_single/train was written by the loop before it was split into an
-    estimator, a trainer pool and a training state: every object of it restores into today's
+    """tests/data/pre_seams_run (a copy of experiments/conv/run_single at run 135) was written by
+    the loop before it was split into an estimator, a trainer pool and a training state: every object of it restores into today's
     state (rule, shared meta-optimizer, counters), and its run config reads back."""
     import json
     import shutil
@@ -94,10 +94,11 @@ def test_a_training_checkpoint_written_before_the_seams_restores_whole(tmp_path)
     from l2l_tf.run_config import RunConfig
     from l2l_tf.training_state import TrainingState
 
-    old = os.path.join(REPO, "experiments", "conv", "run_single")
+    old = os.path.join(REPO, "tests", "data", "pre_seams_run")
     save = str(tmp_path / "run")
     shutil.copytree(old, save)
-    stored = RunConfig.from_dict(json.load(open(os.path.join(save, "run_config.json"))))
+    with open(os.path.join(save, "run_config.json")) as f:
+        stored = RunConfig.from_dict(json.load(f))
     computation = stored.computation
     rule = CoordinatewiseLSTM(RuleConfig(momentum_decays=computation.momentum_decays), seed=computation.seed)
     config = MetaConfig(num_steps=computation.num_steps, unroll_length=computation.unroll_length,
@@ -108,6 +109,7 @@ def test_a_training_checkpoint_written_before_the_seams_restores_whole(tmp_path)
     state.restore(None, os.path.join(save, "best"), lines.append)
     assert lines and lines[-1].startswith(f"resumed from {os.path.join(save, 'train', 'ckpt-135')}: run 135")
     assert int(state.epoch) == 135 and int(optimizer.iterations) > 0
-    best = json.load(open(os.path.join(save, "best", "rule_config.json")))
+    with open(os.path.join(save, "best", "rule_config.json")) as f:
+        best = json.load(f)
     assert int(state.best_epoch) == best["epoch"] and float(state.best_score) == pytest.approx(best["validation_loss"])
     assert not np.allclose(rule.trainable_variables[0].numpy(), CoordinatewiseLSTM(rule.config, seed=0).trainable_variables[0].numpy())

@@ -19,7 +19,12 @@ from l2l_tf.problem_source import ProblemSource
 from l2l_tf.problems import Quadratic, make_problems, task_list
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.training import TrainingOptions, meta_train, rule_fingerprint
-from l2l_tf.validation import score_curves, task_scores, validation_curves, validation_score
+from l2l_tf.validation import (
+    score_curves,
+    task_scores,
+    validation_curves,
+    validation_score,
+)
 
 CONFIG = MetaConfig(num_steps=8, unroll_length=4, meta_learning_rate=1e-2)
 OPTIONS = {"validation_every": 2, "validation_runs": 2, "checkpoint_every": 1, "log_every": 2, "seed": 1}
@@ -89,7 +94,8 @@ def test_a_task_list_run_trains_on_the_drawn_problems_and_resumes_to_the_same_ru
     _train(tmp_path / "resumed", problems, 3)
     resumed, _ = _train(tmp_path / "resumed", problems, 6)
     assert rule_fingerprint(resumed) == rule_fingerprint(whole)
-    best = json.load(open(os.path.join(tmp_path, "whole", "best", "rule_config.json")))
+    with open(os.path.join(tmp_path, "whole", "best", "rule_config.json")) as f:
+        best = json.load(f)
     assert best["validation_loss"] == pytest.approx(summary.best_validation_loss)
 
 
@@ -133,7 +139,7 @@ def test_the_binary_meta_trains_on_a_named_task_list_and_refuses_unknown_ones(tm
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on tasks:quadratics_small (2 problems of 12 to 24 coordinates)" in result.stdout
     assert json.loads(result.stdout.split("summary: ")[1].splitlines()[0])["runs"] == 2
-    stored = json.load(open(save / "run_config.json"))
+    stored = json.loads((save / "run_config.json").read_text())
     assert stored["problem"] == "tasks:quadratics_small"
     assert [p["name"] for p in stored["problem_description"]["problems"]] == ["quadratic_3", "quadratic_6"]
     unknown = run_binary("meta_train", "--problem=tasks:nope", f"--save_path={tmp_path / 'other'}", *flags)

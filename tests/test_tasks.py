@@ -36,7 +36,7 @@ def test_batch_norm_tasks_carry_state_and_the_others_do_not(built):
 
 
 def test_lists_are_disjoint_by_name_and_held_out_configurations_are_unseen():
-    names = [set(task.name for task in tasks.LISTS[key]) for key in ("training", "validation", "heldout")]
+    names = [{task.name for task in tasks.LISTS[key]} for key in ("training", "validation", "heldout")]
     assert not names[0] & names[1] and not names[0] & names[2] and not names[1] & names[2]
     assert len(tasks.TASKS) == sum(len(n) for n in names)
 

@@ -13,7 +13,13 @@ from l2l_tf.problems.neural_art import (
     neural_art_problem,
 )
 from l2l_tf.problems.quadratic import Quadratic
-from l2l_tf.problems.task_lists import TASKS_PREFIX, is_task_list, register_task_list, task_list, task_list_names
+from l2l_tf.problems.task_lists import (
+    TASKS_PREFIX,
+    is_task_list,
+    register_task_list,
+    task_list,
+    task_list_names,
+)
 
 PROBLEM_NAMES = ("quadratic", *MLP_VARIANTS, *CONV_VARIANTS, *NEURAL_ART_VARIANTS)
 

@@ -109,7 +109,7 @@ class ConvTask(NetworkTask):
 
     def build(self, name: str, data_source: str = TFDS, data_dir: str | None = None) -> Problem:
         spec = DATA[self.data]
-        model_fn = lambda: conv_net(  # noqa: E731
+        model_fn = lambda: conv_net(
             spec.image_shape(), spec.classes, self.channels, self.kernel_size, self.hidden, self.batch_norm
         )
         description = {"channels": list(self.channels), "batch_norm": self.batch_norm,
