@@ -6,8 +6,9 @@ set -euo pipefail
 out=experiments/neural_art
 # 1. Meta-training on ONE core (the other was in use), 64x64 crops of the nine training photos,
 #    one style (Hokusai), 128-step runs, truncated BPTT with 32-step unrolls. The shipped run was stopped
-#    (SIGTERM) right after its epoch-150 validation (the best so far) to leave time for the evaluation;
-#    re-running this command resumes it from epoch 150.
+#    (SIGTERM) right after its epoch-150 validation, resumed in the next session (meta_train.part2.log)
+#    and stopped again after its run-400 validation (the best so far); re-running this command
+#    resumes it from run 400.
 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 1 python -m train.meta_train --problem=neural_art \
   --save_path=$out/run --num_epochs=600 --num_steps=128 --unroll_length=32 \
   --meta_objective=log_loss --momentum_decays=0.5,0.9,0.99 \
@@ -50,12 +51,13 @@ for setting in "c neural_art_new_style" "a neural_art" "b neural_art_128"; do
 done
 python -m train.export --optimizer=$out/run --export_dir=saved_optimizers/neural_art_lstm \
   --evaluation_json=$out/eval_a/results.json
-# The shipped report (setting (b) was not run in the session that shipped the rule; add its
-# --evaluation/--image pairs once eval_b exists).
+# The shipped report.
 python -m train.report --optimizer=saved_optimizers/neural_art_lstm --notes=$out/report_notes.md \
   --evaluation="(a) held-out photos, 64x64, training style (Hokusai)=$out/eval_a" \
+  --evaluation="(b) held-out photos, 128x128, training style (Hokusai)=$out/eval_b" \
   --evaluation="(c) held-out photos, 64x64, held-out style (Munch)=$out/eval_c" \
   --image="(a) pictures after 128 steps (seeds 0-3)=$out/eval_a/pictures.png" \
+  --image="(b) pictures after 128 steps (seeds 0-3)=$out/eval_b/pictures.png" \
   --image="(c) pictures after 128 steps (seeds 0-3)=$out/eval_c/pictures.png"
 
 # 4. The tool: a held-out painting on a photo at 160 px with the shipped rule (frames every 32 steps).
