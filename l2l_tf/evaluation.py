@@ -159,46 +159,6 @@ class BaselineRunner:
         return self.run_with_state(seed, learning_rate)[:2]
 
 
-def final_loss_score(curves: np.ndarray) -> float:
-    """Tuning criterion: mean final loss over runs; a diverged (non-finite) run scores inf."""
-    finals = curves[:, -1]
-    return float(np.mean(finals)) if np.all(np.isfinite(finals)) else math.inf
-
-
-@dataclasses.dataclass
-class TuningResult:
-    name: str
-    best_learning_rate: float
-    scores: dict[float, float]
-
-
-def tune_all(
-    runners: Sequence[BaselineRunner], seeds: Sequence[int], learning_rates: Sequence[float]
-) -> list[TuningResult]:
-    """Grid-searches the learning rate of each of ``runners`` (all on one problem and
-    horizon) for the lowest mean final loss; each tuning run's start (``run_start``) is drawn
-    once and shared by every runner and learning rate."""
-    curves: dict[tuple[int, float], list[np.ndarray]] = {}
-    for seed in seeds:
-        start = run_start(runners[0].problem, seed, runners[0].num_steps)
-        for index, runner in enumerate(runners):
-            for lr in learning_rates:
-                curves.setdefault((index, float(lr)), []).append(runner.run_with_state(seed, lr, start)[0])
-    results = []
-    for index, runner in enumerate(runners):
-        scores = {float(lr): final_loss_score(np.stack(curves[index, float(lr)])) for lr in learning_rates}
-        best = min(scores, key=lambda lr: scores[lr])
-        if not math.isfinite(scores[best]):
-            raise RuntimeError(f"{runner.name}: every learning rate in the grid diverged")
-        results.append(TuningResult(runner.name, best, scores))
-    return results
-
-
-def tune(runner: BaselineRunner, seeds: Sequence[int], learning_rates: Sequence[float]) -> TuningResult:
-    """Grid-searches the learning rate of ``runner`` for the lowest mean final loss."""
-    return tune_all([runner], seeds, learning_rates)[0]
-
-
 @dataclasses.dataclass
 class OptimizerResult:
     """Loss curves ``[runs, num_steps + 1]`` and end-of-run metrics of one optimizer."""

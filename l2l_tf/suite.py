@@ -1,7 +1,7 @@
 """A learned rule and tuned baselines over every task of a suite (``l2l-evaluate-suite``).
 
 Per task: each baseline's learning rate is tuned on tuning seeds (``l2l_tf.seeds``),
-disjoint from the evaluation seeds, by ``evaluation.tune``; the tuned baselines, Adam at
+disjoint from the evaluation seeds, by ``tuning.tune_all``; the tuned baselines, Adam at
 its default learning rate (``adam_default``, 0.001) and the rule then run on the same
 evaluation seeds. Every run's final loss and whether it *diverged* are kept.
 
@@ -29,11 +29,11 @@ from l2l_tf.evaluation import (
     evaluate_baseline,
     evaluate_rule,
     trajectory,
-    tune_all,
 )
 from l2l_tf.problems.base import Problem
 from l2l_tf.rules import Rule
 from l2l_tf.stability import diverged_runs
+from l2l_tf.tuning import tune_all
 
 ADAM_DEFAULT = "adam_default"
 ADAM_DEFAULT_LEARNING_RATE = 0.001  # Keras' (and the Adam paper's) default

@@ -46,3 +46,23 @@ def test_baselines_alone_then_reused_for_a_rule(tmp_path):
     mismatched = run_binary("evaluate", *FLAGS[:1], "--num_steps=12", *FLAGS[2:],
                             "--optimizer=saved_optimizers/quadratic_lstm", f"--baseline_results={base}/results.json")
     assert mismatched.returncode == 2 and "was run with another num_steps" in mismatched.stderr
+
+
+def test_a_shorter_horizon_is_tuned_from_the_stored_tuning_runs_of_a_longer_one(tmp_path):
+    long, short, direct = (str(tmp_path / name) for name in ("long", "short", "direct"))
+    result = run_binary("evaluate", *FLAGS, f"--output_dir={long}")  # 10 steps, stores tuning_curves.npz
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_binary("evaluate", *FLAGS[:1], "--num_steps=6", *FLAGS[2:], f"--tuning_curves={long}", f"--output_dir={short}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tuned on the first 6 steps of the tuning runs" in result.stdout
+    result = run_binary("evaluate", *FLAGS[:1], "--num_steps=6", *FLAGS[2:], f"--output_dir={direct}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    reused = json.loads(pathlib.Path(short, "results.json").read_text())
+    tuned = json.loads(pathlib.Path(direct, "results.json").read_text())
+    for name in ("sgd", "adam"):
+        assert reused["tuning"][name]["best_learning_rate"] == tuned["tuning"][name]["best_learning_rate"]
+        np.testing.assert_allclose(list(reused["tuning"][name]["scores"].values()),
+                                   list(tuned["tuning"][name]["scores"].values()), rtol=1e-6)
+        np.testing.assert_allclose(read_curves(short)[name], read_curves(direct)[name], rtol=1e-6)
+    too_long = run_binary("evaluate", *FLAGS[:1], "--num_steps=20", *FLAGS[2:], f"--tuning_curves={long}")
+    assert too_long.returncode == 2 and "--num_steps must not exceed that" in too_long.stderr

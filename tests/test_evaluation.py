@@ -16,10 +16,10 @@ from l2l_tf.evaluation import (
     format_table,
     paired_comparison,
     read_curves,
-    tune,
     write_curves,
 )
 from l2l_tf.problems.quadratic import Quadratic
+from l2l_tf.tuning import pick_learning_rate, tune
 
 
 def test_baseline_runner_matches_a_plain_keras_loop_and_resets_between_runs():
@@ -129,7 +129,7 @@ def test_seed_ranges_are_disjoint():
 
 
 def test_tuning_shares_each_runs_start_and_scores_as_separate_runs_do(mnist_data_dir):
-    from l2l_tf.evaluation import tune_all
+    from l2l_tf.tuning import tune_all
     from l2l_tf.problems.task_specs import MLPTask
 
     # Keras' own initialisers: drawing the parameters sets the global seeds the data order depends on.
@@ -140,3 +140,16 @@ def test_tuning_shares_each_runs_start_and_scores_as_separate_runs_do(mnist_data
         for lr, score in result.scores.items():
             separate = [runner.run(seed, lr)[0][-1] for seed in reversed(seeds.tuning_seeds(2))]  # other order
             assert score == pytest.approx(float(np.mean(separate)), rel=1e-6), (runner.name, lr)
+
+
+def test_tuning_at_a_shorter_horizon_from_longer_tuning_runs_is_the_same_grid_search():
+    problem = Quadratic(dims=4, batch_size=3)
+    grid = [1e-3, 0.03, 1.0]
+    long = tune(BaselineRunner("adam", problem, num_steps=20, jit_compile=False), seeds.tuning_seeds(2), grid)
+    short = tune(BaselineRunner("adam", problem, num_steps=8, jit_compile=False), seeds.tuning_seeds(2), grid)
+    from_long = pick_learning_rate("adam", long.curves, num_steps=8)
+    assert from_long.best_learning_rate == short.best_learning_rate
+    for lr in grid:
+        np.testing.assert_allclose(from_long.scores[lr], short.scores[lr], rtol=1e-6)
+    with pytest.raises(ValueError, match="shorter than 30 steps"):
+        pick_learning_rate("adam", long.curves, num_steps=30)

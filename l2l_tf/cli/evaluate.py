@@ -15,7 +15,10 @@ Without --optimizer only the baselines run; --baseline_results=RESULTS.json then
 them (tuned learning rates, curves, metrics) for a learned rule evaluated later with the
 same problem, steps, seeds and learning-rate grid (checked), so that expensive baselines
 run once; --rule_results likewise reuses a rule-only run (--baselines= empty), so that the
-rule and the baselines can run in parallel and be compared afterwards.
+rule and the baselines can run in parallel and be compared afterwards. --tuning_curves=DIR
+tunes the baselines at a shorter horizon from the stored tuning runs of a longer one
+(tuning_curves.npz; the first N steps of those runs are N-step runs, see l2l_tf.tuning) and
+runs only the evaluation runs.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from l2l_tf.evaluation import (
     paired_comparison,
     plot_curves,
     read_results,
-    tune,
     write_curves,
 )
+from l2l_tf.tuning import pick_learning_rate, read_tuning_curves, tune, write_tuning_curves
 
 common.define_problem_flags()
 common.define_evaluation_flags()
@@ -62,6 +65,11 @@ flags.DEFINE_string(
     "rule_results", None,
     "Likewise for the learned rule: reuse its runs (named --name) from an earlier evaluate run of it"
     " (e.g. with --baselines= empty) with the same settings.",
+)
+flags.DEFINE_string(
+    "tuning_curves", None,
+    "--output_dir of an earlier evaluate run of the same problem, tuning seeds and --learning_rates with at"
+    " least --num_steps steps: tune the baselines on the first --num_steps steps of its stored tuning runs.",
 )
 FLAGS = flags.FLAGS
 
@@ -91,16 +99,40 @@ def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tu
     return {name: tuning[name] for name in names if name in tuning}, [results[name] for name in names]
 
 
-def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float]) -> tuple[dict, list]:
-    """Tunes each of ``--baselines`` on ``tuning`` runs and evaluates it on ``eval_seeds``."""
-    tuning_record, results = {}, []
+def stored_tuning_curves(path: str, settings: dict) -> dict:
+    """The tuning curves of ``--tuning_curves=path``, checked against this run's settings."""
+    try:
+        payload, _ = read_results(os.path.join(path, "results.json"))
+        curves = read_tuning_curves(path)
+    except (ValueError, FileNotFoundError) as error:
+        common.usage_error(f"--tuning_curves={path}: {error}")
+    stored = payload.get("settings", {})
+    for key in ("problem", "tuning_seeds", "learning_rate_grid"):
+        if stored.get(key) != json.loads(json.dumps(settings[key])):
+            common.usage_error(f"--tuning_curves={path} was run with another {key} ({stored.get(key)}); pass the same flags")
+    if stored.get("num_steps", 0) < FLAGS.num_steps:
+        common.usage_error(f"--tuning_curves={path} has {stored.get('num_steps')}-step runs; --num_steps must not exceed that")
+    missing = [name for name in FLAGS.baselines if name not in curves]
+    if missing:
+        common.usage_error(f"--tuning_curves={path} has no tuning runs of {missing}")
+    print(f"{FLAGS.baselines} tuned on the first {FLAGS.num_steps} steps of the tuning runs in {path}", flush=True)
+    return curves
+
+
+def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float], settings: dict) -> tuple[dict, list]:
+    """Tunes each of ``--baselines`` on ``tuning`` runs (or their stored curves) and evaluates it on ``eval_seeds``."""
+    stored = stored_tuning_curves(FLAGS.tuning_curves, settings) if FLAGS.tuning_curves else None
+    tuned_all, results = [], []
     for name in FLAGS.baselines:
         runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
-        tuned = tune(runner, tuning, learning_rates)
-        tuning_record[name] = {"best_learning_rate": tuned.best_learning_rate, "scores": tuned.scores}
+        tuned = pick_learning_rate(name, stored[name], FLAGS.num_steps) if stored else tune(runner, tuning, learning_rates)
+        tuned_all.append(tuned)
         print(f"tuned {name}: learning rate {tuned.best_learning_rate:g}", flush=True)
         results.append(evaluate_baseline(runner, eval_seeds, tuned.best_learning_rate))
-    return tuning_record, results
+    record = {t.name: {"best_learning_rate": t.best_learning_rate, "scores": t.scores} for t in tuned_all}
+    if stored:
+        record = {name: {**entry, "curves_from": FLAGS.tuning_curves} for name, entry in record.items()}
+    return record, tuned_all, results
 
 
 def parse_learning_rates() -> list[float]:
@@ -138,8 +170,9 @@ def run(argv: list[str]) -> None:
         results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
     if FLAGS.baseline_results:
         tuning_record, baseline_results = reused_results(FLAGS.baseline_results, settings, FLAGS.baselines, "baseline_results")
+        tuned_all = []
     else:
-        tuning_record, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates)
+        tuning_record, tuned_all, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates, settings)
     results += baseline_results
     table = format_table(results, FLAGS.num_steps)
     comparison = paired_comparison(results[0], results[1:]) if rule is not None else []
@@ -153,6 +186,7 @@ def run(argv: list[str]) -> None:
     settings["wall_seconds"] = time.time() - start
     extras = {"settings": settings, "tuning": tuning_record, "comparison": comparison}
     write_outputs(output_dir, results, extras, f"{header}\n\n```\n{table}\n```\n", f"{problem.name}, {FLAGS.num_seeds} runs")
+    write_tuning_curves(output_dir, tuned_all)
 
 
 def write_outputs(output_dir: str, results: list, extras: dict, markdown: str, title: str) -> None:
