@@ -129,8 +129,8 @@ def test_seed_ranges_are_disjoint():
 
 
 def test_tuning_shares_each_runs_start_and_scores_as_separate_runs_do(mnist_data_dir):
-    from l2l_tf.tuning import tune_all
     from l2l_tf.problems.task_specs import MLPTask
+    from l2l_tf.tuning import tune_all
 
     # Keras' own initialisers: drawing the parameters sets the global seeds the data order depends on.
     problem = MLPTask((8,), "relu", data="digits14").build("tiny", "idx", mnist_data_dir)

@@ -44,7 +44,12 @@ from l2l_tf.evaluation import (
     read_results,
     write_curves,
 )
-from l2l_tf.tuning import pick_learning_rate, read_tuning_curves, tune, write_tuning_curves
+from l2l_tf.tuning import (
+    pick_learning_rate,
+    read_tuning_curves,
+    tune,
+    write_tuning_curves,
+)
 
 common.define_problem_flags()
 common.define_evaluation_flags()
