@@ -51,6 +51,9 @@ class DistributedMetaTrainer:
         meta_optimizer: keras.optimizers.Optimizer | None = None, skipped_updates: tf.Variable | None = None,
         estimator: GradientEstimator | None = None,
     ):
+        if config.min_num_steps:
+            raise ValueError("min_num_steps (sampled horizons) is not supported with a distribution strategy yet:"
+                             " the replicas' runs must have one length; unset it or meta-train in one process")
         unmirrored = [v.name for v in rule.trainable_variables if not strategy.extended.variable_created_in_scope(v)]
         if unmirrored:
             raise ValueError(f"create the rule inside strategy.scope(); {unmirrored} were created outside it")

@@ -141,15 +141,17 @@ class MetaTrainer:
         return TrainStep(estimate.meta_loss, estimate.step_losses, norm, applied, estimate.carry)
 
     def run_batches(self, seed: int) -> Iterator[Batch]:
-        """Per-unroll stacked batches for optimizee ``seed`` (a tf.data pipeline)."""
+        """Per-unroll stacked batches for optimizee ``seed`` (a tf.data pipeline) over its
+        ``config.run_num_steps(seed)`` steps."""
         dataset = self.problem.batches(seed, "train")
         dataset = dataset.batch(self.config.unroll_length, drop_remainder=True).prefetch(2)
-        return iter(dataset.take(self.config.unrolls_per_run))
+        return iter(dataset.take(self.config.run_num_steps(seed) // self.config.unroll_length))
 
-    def unroll_weights(self, index: int) -> tf.Tensor:
-        """The step weights ``w_t`` of unroll ``index``'s meta-loss terms (steps ``t = 1..T``)."""
+    def unroll_weights(self, index: int, num_steps: int | None = None) -> tf.Tensor:
+        """The step weights ``w_t`` of unroll ``index``'s meta-loss terms (steps ``t = 1..T``)
+        in a run of ``num_steps`` (default ``config.num_steps``)."""
         length = self.config.unroll_length
-        return tf.constant(self.config.step_weights()[index * length + 1 : (index + 1) * length + 1])
+        return tf.constant(self.config.step_weights(num_steps)[index * length + 1 : (index + 1) * length + 1])
 
     def unrolls(self, seed: int) -> Iterator[UnrollResult]:
         """Meta-trains over optimizee run ``seed``, yielding each unroll's ``UnrollResult``.
@@ -157,9 +159,9 @@ class MetaTrainer:
         The estimator's carry (optimizee parameters and state, rule states) carries over
         between unrolls as constants.
         """
-        carry = self.estimator.initial_carry(seed)
+        carry, num_steps = self.estimator.initial_carry(seed), self.config.run_num_steps(seed)
         for index, batches in enumerate(self.run_batches(seed)):
-            step = self.train_unroll(carry, batches, self.unroll_weights(index))
+            step = self.train_unroll(carry, batches, self.unroll_weights(index, num_steps))
             carry, run = step.carry, self.estimator.run_of(step.carry)
             yield UnrollResult(step.meta_loss, step.step_losses, step.meta_gradient_norm, step.applied,
                                run.params, run.state, optimizee_state=run.optimizee_state)

@@ -62,6 +62,10 @@ class MetaConfig:
     gradient_estimator: str = "tbptt"
     es_pairs: int = 4  # pes: antithetic pairs of perturbations per truncation
     es_std: float = 0.01  # pes: standard deviation of the perturbations of the rule's weights
+    # > 0: sampled horizons. Each run's length is drawn log-uniformly from [min_num_steps,
+    # num_steps] (a multiple of unroll_length, fixed by the run's seed, so a resumed run draws
+    # the same), so that one rule meets short and long runs; 0: every run has num_steps.
+    min_num_steps: int = 0
     schedule: MetaSchedule = MetaSchedule()
 
     def __post_init__(self) -> None:
@@ -84,6 +88,13 @@ class MetaConfig:
                 f"unknown meta_loss_weighting {self.meta_loss_weighting!r}; choose from {META_LOSS_WEIGHTINGS}"
             )
 
+        if self.min_num_steps and not (
+            self.unroll_length <= self.min_num_steps <= self.num_steps and self.min_num_steps % self.unroll_length == 0
+        ):
+            raise ValueError(
+                f"min_num_steps ({self.min_num_steps}) must be 0 (every run has num_steps) or a multiple of"
+                f" unroll_length ({self.unroll_length}) no larger than num_steps ({self.num_steps})"
+            )
         segment = self.schedule.recompute_segment
         if segment and self.unroll_length % segment:
             raise ValueError(f"recompute_segment ({segment}) must be 0 (off) or divide unroll_length ({self.unroll_length})")
@@ -106,19 +117,30 @@ class MetaConfig:
             return tf.math.log(mean_loss)
         return mean_loss
 
-    def step_weights(self) -> np.ndarray:
-        """Weights ``w_t`` of the optimizee loss at step ``t = 0..num_steps`` in the meta-loss.
+    def run_num_steps(self, seed: int) -> int:
+        """The number of steps of optimizee run ``seed``: ``num_steps``, or with sampled
+        horizons (``min_num_steps`` > 0) a log-uniform draw fixed by the seed."""
+        if not self.min_num_steps:
+            return self.num_steps
+        low, high = self.min_num_steps // self.unroll_length, self.num_steps // self.unroll_length
+        draw = np.random.default_rng([int(seed), 0x5EED]).uniform(np.log(low), np.log(high + 1))
+        return int(min(high, max(low, np.floor(np.exp(draw))))) * self.unroll_length
+
+    def step_weights(self, num_steps: int | None = None) -> np.ndarray:
+        """Weights ``w_t`` of the optimizee loss at step ``t = 0..num_steps`` in the meta-loss
+        (``num_steps``: the run's own, default ``self.num_steps``).
 
         ``uniform`` (the paper): ``w_t = 1``. ``linear``: ``w_t = 2t / num_steps`` (mean 1),
         which puts the weight on late steps. ``last_quarter``: equal weights on the steps
         ``t > 3 num_steps / 4`` and none before (mean 1): the final loss, averaged over a
         quarter of the run's minibatches so that it is not one minibatch's noise.
         """
-        t = np.arange(self.num_steps + 1, dtype=np.float32)
+        num_steps = num_steps or self.num_steps
+        t = np.arange(num_steps + 1, dtype=np.float32)
         if self.meta_loss_weighting == "linear":
-            return 2.0 * t / self.num_steps
+            return 2.0 * t / num_steps
         if self.meta_loss_weighting == "last_quarter":
-            late = (4 * t > 3 * self.num_steps).astype(np.float32)
+            late = (4 * t > 3 * num_steps).astype(np.float32)
             return late * len(t) / late.sum()
         return np.ones_like(t)
 

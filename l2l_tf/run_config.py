@@ -54,6 +54,7 @@ class Computation:
     gradient_estimator: str = "tbptt"
     es_pairs: int = 4
     es_std: float = 0.01
+    min_num_steps: int = 0  # MetaConfig.min_num_steps (sampled horizons; 0: off)
     validation_problem: str | None = None  # None: validate on the training problems
     rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
     gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)

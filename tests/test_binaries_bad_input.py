@@ -65,6 +65,8 @@ CASES = [
     ("meta_train", ["--save_path={base}/fresh", "--output_scale=inf"], "output_scale must be a finite number > 0, got inf; fix the flag --output_scale"),
     ("meta_train", ["--save_path={base}/fresh", "--preprocessing_p=inf"], "fix the flag --preprocessing_p"),
     ("meta_train", ["--save_path={base}/fresh", "--hidden_size=5000"], "hidden_size must be in [1, 1024]"),
+    ("meta_train", ["--save_path={base}/fresh", "--min_num_steps=30"], "min_num_steps (30) must be 0 (every run has num_steps) or a multiple of unroll_length (20)"),
+    ("meta_train", ["--save_path={base}/fresh", "--min_num_steps=20", "--distribution=mirrored"], "--min_num_steps (sampled horizons) runs on one device"),
     ("meta_train", ["--save_path={base}/garbage_resume", "--num_epochs=1"], "run_config.json: the run config is not valid JSON"),
     ("evaluate", ["--optimizer={shipped}", "--output_dir={base}/a_file", *QUICK_EVAL], "--output_dir={base}/a_file is a file"),
     ("evaluate", ["--optimizer={shipped}", "--learning_rates=inf", *QUICK_EVAL[:-2], "--nojit_compile"], "must all be finite numbers > 0"),

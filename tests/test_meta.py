@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import keras
@@ -255,3 +256,26 @@ def test_coordinate_shards_give_the_same_unroll_and_meta_gradient(momentum_decay
         shard_sizes(40, 41)
     with pytest.raises(ValueError, match="coordinate_shards must be >= 1"):
         MetaSchedule(coordinate_shards=0)
+
+
+def test_sampled_horizons_are_log_uniform_multiples_of_the_unroll_fixed_by_the_seed():
+    config = MetaConfig(num_steps=1000, unroll_length=20, min_num_steps=20)
+    horizons = [config.run_num_steps(seed) for seed in [seeds.training_seed(i) for i in range(400)]]
+    assert horizons == [config.run_num_steps(seed) for seed in [seeds.training_seed(i) for i in range(400)]]  # resumable
+    assert all(h % 20 == 0 and 20 <= h <= 1000 for h in horizons)
+    assert min(horizons) == 20 and max(horizons) >= 900
+    # log-uniform over [20, 1000]: about half the runs below the geometric mean (~141 steps)
+    assert 0.35 < np.mean(np.asarray(horizons) <= 141) < 0.65
+    assert MetaConfig(num_steps=100, unroll_length=20).run_num_steps(12345) == 100  # off by default
+    for bad in (10, 30, 1020):
+        with pytest.raises(ValueError, match="min_num_steps"):
+            MetaConfig(num_steps=1000, unroll_length=20, min_num_steps=bad)
+    linear = dataclasses.replace(config, meta_loss_weighting="linear").step_weights(40)  # the run's own horizon
+    assert linear.shape == (41,) and linear[-1] == pytest.approx(2.0) and np.mean(linear) == pytest.approx(1.0)
+
+
+def test_meta_trainer_runs_each_run_over_its_sampled_horizon():
+    config = MetaConfig(num_steps=60, unroll_length=10, min_num_steps=10)
+    trainer = MetaTrainer(CoordinatewiseLSTM(seed=0), Quadratic(dims=3, batch_size=2), config)
+    for seed in [seeds.training_seed(i) for i in range(3)]:
+        assert len(list(trainer.unrolls(seed))) == config.run_num_steps(seed) // 10

@@ -67,6 +67,12 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_alias("num_epochs", "num_runs")  # the flag's first name; commands in experiments/ use it
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
+flags.DEFINE_integer(
+    "min_num_steps", 0,
+    "If > 0: sampled horizons; each run's length is drawn log-uniformly from [--min_num_steps, --num_steps]"
+    " (a multiple of --unroll_length, fixed by the run's seed). 0: every run has --num_steps steps.",
+    lower_bound=0,
+)
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
 flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the meta-optimizer.", lower_bound=0.0)
 flags.DEFINE_float("meta_gradient_clip_norm", None, "Clip the meta-gradient's global norm to this (off if unset).")
@@ -220,6 +226,8 @@ def configs_from_flags() -> tuple[RuleConfig, MetaConfig, TrainingOptions]:
         common.usage_error(
             f"--unroll_length={FLAGS.unroll_length} must divide --num_steps={FLAGS.num_steps}"
         )
+    if FLAGS.min_num_steps and FLAGS.distribution != "none":
+        common.usage_error("--min_num_steps (sampled horizons) runs on one device; pass --distribution=none or --min_num_steps=0")
     if FLAGS.gradient_estimator == "pes" and FLAGS.distribution != "none":
         common.usage_error("--gradient_estimator=pes runs on one device; pass --distribution=none")
     rule_config = rule_config_from_flags()
