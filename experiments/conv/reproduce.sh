@@ -39,3 +39,16 @@ TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup t
   --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=1e-3 \
   --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=0 \
   > $out/meta_train.gac.log 2>&1 &
+
+# 5. Tuned baselines (NOTES.md, evaluation protocol): for each task, SGD, NAG, RMSprop and Adam tuned on
+#    the 5 tuning runs over the default grid 1e-4 ... 10 and run on the 30 evaluation runs, at 200 steps;
+#    the 100-step evaluation tunes on the first 100 steps of the same tuning runs (--tuning_curves:
+#    the same grid search as a separate 100-step tuning, l2l_tf/tuning.py) and runs its own 100-step
+#    evaluation runs.
+eval_flags="$data --num_seeds=30 --tuning_seeds=5 --nojit_compile"
+for task in mnist_conv mnist_conv5 mnist_conv2; do
+  TF_CPP_MIN_LOG_LEVEL=2 python -m train.evaluate --problem=$task $eval_flags --num_steps=200 \
+    --output_dir=$out/baselines_${task}_200 > $out/baselines_${task}_200.log 2>&1
+  TF_CPP_MIN_LOG_LEVEL=2 python -m train.evaluate --problem=$task $eval_flags --num_steps=100 \
+    --tuning_curves=$out/baselines_${task}_200 --output_dir=$out/baselines_${task}_100 > $out/baselines_${task}_100.log 2>&1
+done
