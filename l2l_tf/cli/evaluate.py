@@ -124,9 +124,11 @@ def stored_tuning_curves(path: str, settings: dict) -> dict:
     return curves
 
 
-def run_baselines(problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float], settings: dict) -> tuple[dict, list]:
-    """Tunes each of ``--baselines`` on ``tuning`` runs (or their stored curves) and evaluates it on ``eval_seeds``."""
-    stored = stored_tuning_curves(FLAGS.tuning_curves, settings) if FLAGS.tuning_curves else None
+def run_baselines(
+    problem, eval_seeds: list[int], tuning: list[int], learning_rates: list[float], stored: dict | None
+) -> tuple[dict, list, list]:
+    """Tunes each of ``--baselines`` on ``tuning`` runs (or on ``stored`` tuning curves) and
+    evaluates it on ``eval_seeds``: the tuning record, the ``TuningResult``s and the results."""
     tuned_all, results = [], []
     for name in FLAGS.baselines:
         runner = BaselineRunner(name, problem, FLAGS.num_steps, FLAGS.jit_compile)
@@ -168,6 +170,9 @@ def run(argv: list[str]) -> None:
         "learning_rate_grid": learning_rates,
         "command": common.command_line(),
     }
+    if FLAGS.tuning_curves and FLAGS.baseline_results:
+        common.usage_error("--tuning_curves and --baseline_results both say where the baselines come from; pass one")
+    stored = stored_tuning_curves(FLAGS.tuning_curves, settings) if FLAGS.tuning_curves else None
     results = []
     if rule is not None and FLAGS.rule_results:
         results += reused_results(FLAGS.rule_results, settings, [FLAGS.name], "rule_results")[1]
@@ -177,7 +182,7 @@ def run(argv: list[str]) -> None:
         tuning_record, baseline_results = reused_results(FLAGS.baseline_results, settings, FLAGS.baselines, "baseline_results")
         tuned_all = []
     else:
-        tuning_record, tuned_all, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates, settings)
+        tuning_record, tuned_all, baseline_results = run_baselines(problem, eval_seeds, tuning, learning_rates, stored)
     results += baseline_results
     table = format_table(results, FLAGS.num_steps)
     comparison = paired_comparison(results[0], results[1:]) if rule is not None else []
