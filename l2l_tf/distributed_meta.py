@@ -42,6 +42,13 @@ class PreReducedAdam(keras.optimizers.Adam):
         return list(grads_and_vars)
 
 
+def refuse_unsupported(config: MetaConfig) -> None:
+    """``ValueError`` for meta-training settings that need one device."""
+    if config.min_num_steps:
+        raise ValueError("min_num_steps (sampled horizons) is not supported with a distribution strategy yet:"
+                         " the replicas' runs must have one length; set it to 0 or meta-train in one process")
+
+
 class DistributedMetaTrainer:
     """``MetaTrainer`` over the replicas of ``strategy`` (rule created in its scope): the
     estimator's meta-gradients of every replica's run, averaged, then one meta-update."""
@@ -51,9 +58,7 @@ class DistributedMetaTrainer:
         meta_optimizer: keras.optimizers.Optimizer | None = None, skipped_updates: tf.Variable | None = None,
         estimator: GradientEstimator | None = None,
     ):
-        if config.min_num_steps:
-            raise ValueError("min_num_steps (sampled horizons) is not supported with a distribution strategy yet:"
-                             " the replicas' runs must have one length; unset it or meta-train in one process")
+        refuse_unsupported(config)
         unmirrored = [v.name for v in rule.trainable_variables if not strategy.extended.variable_created_in_scope(v)]
         if unmirrored:
             raise ValueError(f"create the rule inside strategy.scope(); {unmirrored} were created outside it")

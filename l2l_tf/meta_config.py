@@ -65,6 +65,7 @@ class MetaConfig:
     # > 0: sampled horizons. Each run's length is drawn log-uniformly from [min_num_steps,
     # num_steps] (a multiple of unroll_length, fixed by the run's seed, so a resumed run draws
     # the same), so that one rule meets short and long runs; 0: every run has num_steps.
+    # Validation (and so the best rule) still scores runs of num_steps, the longest horizon.
     min_num_steps: int = 0
     schedule: MetaSchedule = MetaSchedule()
 
@@ -135,7 +136,7 @@ class MetaConfig:
         ``t > 3 num_steps / 4`` and none before (mean 1): the final loss, averaged over a
         quarter of the run's minibatches so that it is not one minibatch's noise.
         """
-        num_steps = num_steps or self.num_steps
+        num_steps = self.num_steps if num_steps is None else num_steps
         t = np.arange(num_steps + 1, dtype=np.float32)
         if self.meta_loss_weighting == "linear":
             return 2.0 * t / num_steps
@@ -146,4 +147,5 @@ class MetaConfig:
 
     @property
     def unrolls_per_run(self) -> int:
+        """Unrolls of a ``num_steps`` run: every run's, or the longest with sampled horizons."""
         return self.num_steps // self.unroll_length

@@ -17,7 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf.distributed_meta import DistributedMetaTrainer, PreReducedAdam
+from l2l_tf.distributed_meta import (
+    DistributedMetaTrainer,
+    PreReducedAdam,
+    refuse_unsupported,
+)
 from l2l_tf.estimators import GradientEstimator
 from l2l_tf.meta import MetaConfig, MetaTrainer, make_meta_optimizer
 from l2l_tf.problems.base import Problem
@@ -64,6 +68,8 @@ class TrainerPool:
                  strategy: tf.distribute.Strategy | None = None, estimator_factory: EstimatorFactory | None = None):
         if strategy is not None and config.gradient_estimator == "pes" and estimator_factory is None:
             raise ValueError("the pes gradient estimator runs on one device; meta-train without a strategy")
+        if strategy is not None:
+            refuse_unsupported(config)
         self.rule, self.source, self.config, self.strategy = rule, source, config, strategy
         self.estimator_factory = estimator_factory
         with strategy.scope() if strategy is not None else contextlib.nullcontext():

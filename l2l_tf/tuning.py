@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -76,20 +77,31 @@ def tune(runner: BaselineRunner, seeds: Sequence[int], learning_rates: Sequence[
 
 def write_tuning_curves(directory: str, tuned: Sequence[TuningResult]) -> None:
     """``tuning_curves.npz`` in ``directory``: one ``[runs, steps + 1]`` array per baseline and
-    learning rate, named ``NAME@LR``."""
+    learning rate, named ``NAME@LR`` (written whole, then moved into place). Without tuning
+    runs, an older file there is removed, so that it cannot pass for this run's."""
+    path = os.path.join(directory, TUNING_CURVES_FILE)
     arrays = {f"{t.name}@{lr!r}": c for t in tuned for lr, c in t.curves.items()}
-    if arrays:
-        np.savez_compressed(os.path.join(directory, TUNING_CURVES_FILE), **arrays)
+    if not arrays:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    with open(path + ".partial", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(path + ".partial", path)
 
 
 def read_tuning_curves(directory: str) -> dict[str, dict[float, np.ndarray]]:
-    """``{baseline: {learning rate: curves}}`` from a ``train.evaluate --output_dir``."""
+    """``{baseline: {learning rate: curves}}`` from a ``train.evaluate --output_dir``; raises
+    ``ValueError`` naming the problem if there is no readable file."""
     path = os.path.join(directory, TUNING_CURVES_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{directory} has no {TUNING_CURVES_FILE} (written by train.evaluate since it stores its tuning runs)")
+        raise ValueError(f"no {TUNING_CURVES_FILE} (rerun the longer evaluation with baselines and this version of l2l_tf)")
     out: dict[str, dict[float, np.ndarray]] = {}
-    with np.load(path) as stored:
-        for key in stored.files:
-            name, lr = key.rsplit("@", 1)
-            out.setdefault(name, {})[float(lr)] = stored[key]
+    try:
+        with np.load(path) as stored:
+            for key in stored.files:
+                name, lr = key.rsplit("@", 1)
+                out.setdefault(name, {})[float(lr)] = stored[key]
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not readable ({error}); rerun the longer evaluation") from error
     return out

@@ -66,3 +66,9 @@ def test_a_shorter_horizon_is_tuned_from_the_stored_tuning_runs_of_a_longer_one(
         np.testing.assert_allclose(read_curves(short)[name], read_curves(direct)[name], rtol=1e-6)
     too_long = run_binary("evaluate", *FLAGS[:1], "--num_steps=20", *FLAGS[2:], f"--tuning_curves={long}")
     assert too_long.returncode == 2 and "--num_steps must not exceed that" in too_long.stderr
+    other_grid = run_binary("evaluate", *FLAGS[:4], "--learning_rates=0.01", *FLAGS[5:], f"--tuning_curves={long}")
+    assert other_grid.returncode == 2 and "was run with another learning_rate_grid" in other_grid.stderr
+    run_binary("evaluate", *FLAGS[:5], "--baselines=", "--nojit_compile", "--optimizer=saved_optimizers/quadratic_lstm",
+               f"--output_dir={long}")  # a rule-only run into the same folder removes the stale tuning curves
+    stale = run_binary("evaluate", *FLAGS, f"--tuning_curves={long}")
+    assert stale.returncode == 2 and "no tuning_curves.npz" in stale.stderr

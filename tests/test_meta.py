@@ -274,8 +274,24 @@ def test_sampled_horizons_are_log_uniform_multiples_of_the_unroll_fixed_by_the_s
     assert linear.shape == (41,) and linear[-1] == pytest.approx(2.0) and np.mean(linear) == pytest.approx(1.0)
 
 
-def test_meta_trainer_runs_each_run_over_its_sampled_horizon():
-    config = MetaConfig(num_steps=60, unroll_length=10, min_num_steps=10)
+def test_meta_trainer_runs_each_run_over_its_sampled_horizon_with_its_own_step_weights():
+    # last_quarter weighting: with the longest horizon's weights (60 steps) a 30-step run's
+    # meta-losses would all be 0; with its own, its last unroll carries the weight.
+    config = MetaConfig(num_steps=60, unroll_length=10, min_num_steps=10, meta_loss_weighting="last_quarter")
     trainer = MetaTrainer(CoordinatewiseLSTM(seed=0), Quadratic(dims=3, batch_size=2), config)
-    for seed in [seeds.training_seed(i) for i in range(3)]:
-        assert len(list(trainer.unrolls(seed))) == config.run_num_steps(seed) // 10
+    run_seeds = [seeds.training_seed(i) for i in range(40)]
+    horizons = {seed: config.run_num_steps(seed) for seed in run_seeds}
+    assert len(set(horizons.values())) > 2
+    for seed in [next(s for s in run_seeds if horizons[s] == h) for h in sorted(set(horizons.values()))[:3]]:
+        results = list(trainer.unrolls(seed))
+        assert len(results) == horizons[seed] // 10
+        assert float(results[-1].meta_loss) > 0.0
+
+
+def test_sampled_horizons_are_refused_under_a_strategy_before_anything_is_written(tmp_path):
+    from l2l_tf.problem_source import ProblemSource, TrainerPool
+
+    config = MetaConfig(num_steps=60, unroll_length=10, min_num_steps=10)
+    source = ProblemSource([Quadratic(dims=3, batch_size=2)])
+    with pytest.raises(ValueError, match="min_num_steps .* not supported with a distribution strategy"):
+        TrainerPool(CoordinatewiseLSTM(seed=0), source, config, strategy=tf.distribute.get_strategy())

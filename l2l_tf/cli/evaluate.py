@@ -27,6 +27,7 @@ import json
 import os
 import time
 
+import numpy as np
 from absl import flags
 
 from l2l_tf import baselines, seeds
@@ -84,18 +85,21 @@ def default_output_dir(problem_name: str) -> str:
     return os.path.join("runs", "evaluate", f"{problem_name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def check_same_settings(path: str, flag: str, stored: dict, settings: dict, keys: tuple[str, ...]) -> None:
+    """Usage error unless the earlier run at ``path`` had this run's ``keys`` settings."""
+    for key in keys:
+        if stored.get(key) != json.loads(json.dumps(settings[key])):
+            common.usage_error(f"--{flag}={path} was run with another {key} ({stored.get(key)}); rerun it or pass the same flags")
+
+
 def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tuple[dict, list]:
     """Tuning records and results of optimizers ``names`` from an earlier run with the same settings."""
     try:
         payload, results = read_results(path)
     except ValueError as error:
         common.usage_error(f"--{flag}={path}: {error}")
-    for key in ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid"):
-        if payload.get("settings", {}).get(key) != json.loads(json.dumps(settings[key])):
-            common.usage_error(
-                f"--{flag}={path} was run with another {key} ({payload.get('settings', {}).get(key)});"
-                " rerun it or pass the same flags"
-            )
+    keys = ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid")
+    check_same_settings(path, flag, payload.get("settings", {}), settings, keys)
     tuning = payload.get("tuning", {})
     missing = [name for name in names if name not in results or (name in baselines.BASELINES and name not in tuning)]
     if missing:
@@ -104,22 +108,24 @@ def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tu
     return {name: tuning[name] for name in names if name in tuning}, [results[name] for name in names]
 
 
-def stored_tuning_curves(path: str, settings: dict) -> dict:
+def stored_tuning_curves(path: str, settings: dict, num_tuning_runs: int) -> dict[str, dict[float, np.ndarray]]:
     """The tuning curves of ``--tuning_curves=path``, checked against this run's settings."""
+    if not FLAGS.baselines:
+        common.usage_error("--tuning_curves tunes baselines, but --baselines is empty; drop one of them")
     try:
         payload, _ = read_results(os.path.join(path, "results.json"))
         curves = read_tuning_curves(path)
-    except (ValueError, FileNotFoundError) as error:
+    except ValueError as error:
         common.usage_error(f"--tuning_curves={path}: {error}")
     stored = payload.get("settings", {})
-    for key in ("problem", "tuning_seeds", "learning_rate_grid"):
-        if stored.get(key) != json.loads(json.dumps(settings[key])):
-            common.usage_error(f"--tuning_curves={path} was run with another {key} ({stored.get(key)}); pass the same flags")
+    check_same_settings(path, "tuning_curves", stored, settings, ("problem", "tuning_seeds", "learning_rate_grid"))
     if stored.get("num_steps", 0) < FLAGS.num_steps:
         common.usage_error(f"--tuning_curves={path} has {stored.get('num_steps')}-step runs; --num_steps must not exceed that")
-    missing = [name for name in FLAGS.baselines if name not in curves]
-    if missing:
-        common.usage_error(f"--tuning_curves={path} has no tuning runs of {missing}")
+    grid = {float(lr) for lr in settings["learning_rate_grid"]}
+    for name in FLAGS.baselines:
+        runs = {lr: c.shape for lr, c in curves.get(name, {}).items()}
+        if set(runs) != grid or any(shape[0] != num_tuning_runs or shape[1] <= FLAGS.num_steps for shape in runs.values()):
+            common.usage_error(f"--tuning_curves={path} has no complete tuning runs of {name} for these settings; rerun it")
     print(f"{FLAGS.baselines} tuned on the first {FLAGS.num_steps} steps of the tuning runs in {path}", flush=True)
     return curves
 
@@ -172,7 +178,7 @@ def run(argv: list[str]) -> None:
     }
     if FLAGS.tuning_curves and FLAGS.baseline_results:
         common.usage_error("--tuning_curves and --baseline_results both say where the baselines come from; pass one")
-    stored = stored_tuning_curves(FLAGS.tuning_curves, settings) if FLAGS.tuning_curves else None
+    stored = stored_tuning_curves(FLAGS.tuning_curves, settings, len(tuning)) if FLAGS.tuning_curves else None
     results = []
     if rule is not None and FLAGS.rule_results:
         results += reused_results(FLAGS.rule_results, settings, [FLAGS.name], "rule_results")[1]

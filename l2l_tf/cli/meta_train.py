@@ -70,7 +70,8 @@ flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1
 flags.DEFINE_integer(
     "min_num_steps", 0,
     "If > 0: sampled horizons; each run's length is drawn log-uniformly from [--min_num_steps, --num_steps]"
-    " (a multiple of --unroll_length, fixed by the run's seed). 0: every run has --num_steps steps.",
+    " (a multiple of --unroll_length, fixed by the run's seed). 0: every run has --num_steps steps."
+    " Validation still runs --num_steps steps.",
     lower_bound=0,
 )
 flags.DEFINE_integer("unroll_length", 20, "Steps per truncated-BPTT unroll; must divide --num_steps.", lower_bound=1)
