@@ -23,10 +23,13 @@ from l2l_tf.evaluation import OptimizerResult, paired_comparison, read_curves
 
 TASKS = (("mnist_conv", "10 classes (digits 0-9)"), ("mnist_conv5", "5 classes (0-4)"), ("mnist_conv2", "2 classes (0, 1)"))
 # rule-only train.evaluate outputs on mnist_conv, 200 steps: the shipped single LSTM and the variants
-VARIANTS = {"single": "rule_mnist_conv_200", "conv_fc": "variant_conv_fc_200", "gac": "variant_gac_200"}
+VARIANTS = {name: f"variant_{name}_200" for name in ("single", "conv_fc", "gac")}
 
 
-def figure6(out: str) -> str:
+def figure6(out: str) -> str | None:
+    """``figure6.png`` from the shipped rule's combined evaluations; None until all three exist."""
+    if not all(os.path.isdir(os.path.join(out, f"eval_{task}_200")) for task, _ in TASKS):
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +43,7 @@ def figure6(out: str) -> str:
         ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("step")
-    axes[0].set_ylabel(f"mean loss over {len(next(iter(curves.values())))} runs")
+    axes[0].set_ylabel("mean loss over the evaluation runs")
     axes[-1].legend()
     fig.tight_layout()
     path = os.path.join(out, "figure6.png")
@@ -49,11 +52,16 @@ def figure6(out: str) -> str:
 
 
 def variants(out: str) -> tuple[str, list[dict]]:
+    """The markdown table and JSON rows of every evaluated variant against the single LSTM."""
     results = {}
     for name, folder in VARIANTS.items():
         directory = os.path.join(out, folder)
         if os.path.isdir(directory):
             results[name] = next(iter(read_curves(directory).values()))
+        else:
+            print(f"{name}: not evaluated yet ({directory} missing); left out")
+    if "single" not in results:
+        raise SystemExit(f"the single LSTM's evaluation {VARIANTS['single']} is missing; run it first")
     rows, lines = [], ["| variant | step | mean loss | vs single: ratio | difference ± s.e. | runs lower |", "| --- | --- | --- | --- | --- | --- |"]
     for step in (100, 200):
         cut = {name: OptimizerResult(name, curves[:, : step + 1], []) for name, curves in results.items()}
@@ -73,10 +81,12 @@ def variants(out: str) -> tuple[str, list[dict]]:
 
 
 def main() -> None:
+    """Writes the figure (when its inputs exist) and the variant table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="experiments/conv")
     args = parser.parse_args()
-    print(f"wrote {figure6(args.out)}")
+    figure = figure6(args.out)
+    print(f"wrote {figure}" if figure else "figure6.png: waiting for eval_TASK_200 of all three tasks")
     table, rows = variants(args.out)
     with open(os.path.join(args.out, "variants.md"), "w") as f:
         f.write(table)
