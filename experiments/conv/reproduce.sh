@@ -52,3 +52,22 @@ for task in mnist_conv mnist_conv5 mnist_conv2; do
   TF_CPP_MIN_LOG_LEVEL=2 python -m train.evaluate --problem=$task $eval_flags --num_steps=100 \
     --tuning_curves=$out/baselines_${task}_200 --output_dir=$out/baselines_${task}_100 > $out/baselines_${task}_100.log 2>&1
 done
+
+# 6. Fine-tuning stage of the separate conv/FC rules (NOTES.md, eighth session): from run_conv_fc's
+#    best rule (run 60) at a lower meta learning rate, on fresh training runs (--seed=1). Re-running
+#    resumes from run_conv_fc_ft/train.
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
+  --problem=mnist_conv $data --save_path=$out/run_conv_fc_ft --rule_set=conv_fc --init_optimizer=$out/run_conv_fc \
+  --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
+  --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=3e-4 \
+  --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=1 \
+  >> $out/meta_train.conv_fc_ft.log 2>&1 &
+
+# 7. The variants on the 30 evaluation runs (rule-only; each run's best rule by validation), then
+#    the comparison table (variants.md) and, once the shipped rule's eval_TASK_200 exist, figure6.png.
+for variant in "single run_single" "conv_fc run_conv_fc" "gac run_gac"; do
+  set -- $variant
+  TF_CPP_MIN_LOG_LEVEL=2 python -m train.evaluate --problem=mnist_conv $data --optimizer=$out/$2 --name=$1 --baselines= \
+    --num_steps=200 --num_seeds=30 --tuning_seeds=5 --nojit_compile --output_dir=$out/variant_${1}_200 > $out/variant_${1}_200.log 2>&1
+done
+python experiments/conv/compare.py --out=$out
