@@ -55,6 +55,7 @@ def test_a_shorter_horizon_is_tuned_from_the_stored_tuning_runs_of_a_longer_one(
     result = run_binary("evaluate", *FLAGS[:1], "--num_steps=6", *FLAGS[2:], f"--tuning_curves={long}", f"--output_dir={short}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tuned on the first 6 steps of the tuning runs" in result.stdout
+    assert not pathlib.Path(short, "tuning_curves.npz").exists()  # no copy of the reused tuning runs
     result = run_binary("evaluate", *FLAGS[:1], "--num_steps=6", *FLAGS[2:], f"--output_dir={direct}")
     assert result.returncode == 0, result.stderr[-3000:]
     reused = json.loads(pathlib.Path(short, "results.json").read_text())

@@ -18,7 +18,7 @@ run once; --rule_results likewise reuses a rule-only run (--baselines= empty), s
 rule and the baselines can run in parallel and be compared afterwards. --tuning_curves=DIR
 tunes the baselines at a shorter horizon from the stored tuning runs of a longer one
 (tuning_curves.npz; the first N steps of those runs are N-step runs, see l2l_tf.tuning) and
-runs only the evaluation runs.
+runs only the evaluation runs (it stores no copy of those tuning runs).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def run(argv: list[str]) -> None:
     settings["wall_seconds"] = time.time() - start
     extras = {"settings": settings, "tuning": tuning_record, "comparison": comparison}
     write_outputs(output_dir, results, extras, f"{header}\n\n```\n{table}\n```\n", f"{problem.name}, {FLAGS.num_seeds} runs")
-    write_tuning_curves(output_dir, tuned_all)
+    write_tuning_curves(output_dir, [] if stored else tuned_all)  # no copies of reused tuning runs
 
 
 def write_outputs(output_dir: str, results: list, extras: dict, markdown: str, title: str) -> None:
