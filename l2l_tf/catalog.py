@@ -23,6 +23,8 @@ PURPOSES = {
     "mnist_lstm": "the paper's MNIST rule: small sigmoid MLPs, 100-200 steps; behind tuned Adam on ReLU MLPs",
     "mnist_lstm_momentum": "the best shipped rule for small sigmoid MLPs, 100-200 steps (momentum features,"
                            " beyond the paper); behind tuned Adam on ReLU MLPs",
+    "conv_lstm": "the paper's conv-net optimizer (separate conv/FC LSTMs, momentum features): small conv nets"
+                 " with BatchNorm, 100-200 steps",
     "neural_art_lstm": "style transfer (the paper's neural-art experiment): the image is the optimizee, 128 steps;"
                        " use it with l2l-stylize",
 }
@@ -67,6 +69,8 @@ def _describe_problem(problem: dict) -> str:
     if "hidden" in problem:
         sizes = "-".join(str(h) for h in problem["hidden"])
         return f"{str(problem['name']).upper()} MLP 784-{sizes}-10 ({problem.get('activation', '?')})"
+    if "architecture" in problem:
+        return f"{problem.get('name', '?')}: {problem['architecture']}"
     return str(problem.get("name", "?"))
 
 
@@ -80,8 +84,15 @@ def get(name: str) -> ShippedOptimizer:
     training = metadata.get("training", {})
     return ShippedOptimizer(
         name=name, path=path, purpose=PURPOSES[name], trained_on=_describe_problem(metadata.get("problem", {})),
-        horizon=int(training.get("num_steps", 0)), state_size=int(metadata["state_size"]),
+        horizon=int(training.get("num_steps", 0)), state_size=_state_size(metadata),
     )
+
+
+def _state_size(metadata: dict) -> int:
+    """State floats per parameter: the rule's, or with several rules (format 2) the largest."""
+    if "rules" in metadata:
+        return max(int(rule["state_size"]) for rule in metadata["rules"].values())
+    return int(metadata["state_size"])
 
 
 def list_optimizers() -> list[ShippedOptimizer]:

@@ -68,18 +68,50 @@ def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path
 
 SHIPPED = sorted(os.listdir(os.path.join(REPO, "saved_optimizers")))
 
+# Every rule of a shipped folder, two steps by plain TensorFlow: single-rule files (format 1)
+# through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
+SHIPPED_FRESH_PROCESS_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf  # the only import: no l2l_tf
+loaded = tf.saved_model.load(sys.argv[1])
+meta = json.loads(loaded.signatures["metadata"]()["json"].numpy().decode())
+g = tf.constant(np.load(sys.argv[2]))
+signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get("rules", {})} or {
+    "": ("init_state", "serving_default")}
+updates, sizes = {}, {}
+for name, (init, step) in signatures.items():
+    state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
+    for _ in range(2):
+        out = loaded.signatures[step](gradients=g, state=state)
+        state = out["state"]
+    updates[name], sizes[name] = out["update"].numpy(), int(state.shape[-1])
+np.savez(sys.argv[3], **updates)
+print(json.dumps({"state_sizes": sizes, "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
+"""
+
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process(name, tmp_path):
-    """Rules exported before loading became data-only give the updates their own
-    serving_default signature gives (run by plain TensorFlow in a fresh process)."""
+    """Shipped rules (also those exported before loading became data-only, and multi-rule
+    folders) give the updates their own signatures give, run by plain TensorFlow in a fresh process."""
     path = os.path.join(REPO, "saved_optimizers", name)
     g = np.random.default_rng(1).normal(size=500).astype(np.float32) * np.logspace(-8, 1, 500).astype(np.float32)
-    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
+    np.save(tmp_path / "g.npy", g)
+    result = subprocess.run(
+        [sys.executable, "-c", SHIPPED_FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npz")],
+        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["modules"] == []
+    fresh = np.load(tmp_path / "u.npz")
     loaded = export.load(path)
-    assert info["state_size"] == loaded.state_size
-    np.testing.assert_allclose(fresh, _two_steps(loaded.step, loaded.init_state, g)[0].numpy(),
-                               atol=1e-6)
+    rules = getattr(loaded, "rules", {"": loaded})
+    assert sorted(fresh.files) == sorted(rules)
+    for rule_name, rule in rules.items():
+        assert info["state_sizes"][rule_name] == rule.state_size
+        np.testing.assert_allclose(fresh[rule_name], _two_steps(rule.step, rule.init_state, g)[0].numpy(), atol=1e-6)
 
 
 def test_metadata_contract(exported):

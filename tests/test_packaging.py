@@ -34,9 +34,12 @@ def test_catalog_names_every_shipped_folder_and_reads_its_metadata():
     for entry in catalog.list_optimizers():
         with open(os.path.join(REPO, "saved_optimizers", entry.name, catalog.METADATA_FILE)) as f:
             metadata = json.load(f)
-        assert entry.horizon == metadata["training"]["num_steps"] and entry.state_size == metadata["state_size"]
+        rules = metadata.get("rules", {"": metadata})  # multi-rule folders: each parameter has one rule's state
+        assert entry.horizon == metadata["training"]["num_steps"]
+        assert entry.state_size == max(rule["state_size"] for rule in rules.values())
         assert entry.purpose in entry.describe() and f"runs of {entry.horizon} steps" in entry.describe()
     assert catalog.get("mnist_lstm_momentum").state_size == 83
+    assert catalog.get("conv_lstm").state_size == 83  # two rules of 83 floats each
 
 
 def test_load_by_name_equals_load_by_path():

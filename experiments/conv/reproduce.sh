@@ -71,3 +71,28 @@ for variant in "single run_single" "conv_fc run_conv_fc" "gac run_gac"; do
     --num_steps=200 --num_seeds=30 --tuning_seeds=5 --nojit_compile --output_dir=$out/variant_${1}_200 > $out/variant_${1}_200.log 2>&1
 done
 python experiments/conv/compare.py --out=$out
+
+# 8. Rule selection on validation runs (seeds 900000+), never on evaluation runs (NOTES.md, ninth
+#    session): criterion the mean of the mean losses at steps 100 and 200, over 30 runs, extended to
+#    60 (runs 30-59) because the two candidates were within the noise; the lower 60-run mean wins.
+for first in 0 30; do
+  PYTHONPATH=. python experiments/mnist/select_rule.py --problem=mnist_conv --criterion=mean_100_200 \
+    --first_run=$first --runs=30 $out/run_conv_fc_ft $out/run_conv_fc > $out/select_rule_runs$first-$((first + 29)).log 2>&1
+done
+selected=$(cat $out/select_rule_runs*.log | sed -n 's/^\([^:]*\): .*criterion mean_100_200 = \(.*\)$/\1 \2/p' \
+  | awk '{sum[$1] += $2} END {for (c in sum) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
+
+# 9. The shipped rule: export, then its evaluations on the three tasks at 100 and 200 steps against
+#    step 5's stored baselines (the rule runs on the same 30 evaluation seeds), the report and figure6.png.
+python -m train.export --optimizer=$selected --export_dir=saved_optimizers/conv_lstm
+for task in mnist_conv mnist_conv5 mnist_conv2; do
+  for steps in 200 100; do
+    TF_CPP_MIN_LOG_LEVEL=2 python -m train.evaluate --problem=$task $eval_flags --num_steps=$steps \
+      --optimizer=saved_optimizers/conv_lstm --name=conv_lstm \
+      --baseline_results=$out/baselines_${task}_${steps}/results.json \
+      --output_dir=$out/eval_${task}_${steps} > $out/eval_${task}_${steps}.log 2>&1
+  done
+done
+python -m train.export --optimizer=$selected --export_dir=saved_optimizers/conv_lstm \
+  --evaluation_json=$out/eval_mnist_conv_200/results.json
+python experiments/conv/compare.py --out=$out

@@ -3,7 +3,9 @@
 Criterion: mean loss at step 100 (the evaluation's criterion) over 30 validation runs
 (seeds 900000+, see l2l_tf/seeds.py; ``--runs`` for more); the loss at step 200 of the
 same runs is printed too (``--criterion=mean_100_200``: the mean of the two, the conv
-experiment's criterion). Usage, from the repo root:
+experiment's criterion). ``--first_run=30 --runs=30`` scores validation runs 30-59 only, to extend a
+30-run selection to 60 runs when two candidates are within the noise (the mean over 60 runs is
+the mean of the two 30-run means). Usage, from the repo root:
   python experiments/mnist/select_rule.py [--runs=30] experiments/mnist/run experiments/mnist/run_linear_lr2e-4
   python experiments/mnist/select_rule.py --problem=mnist_conv --criterion=mean_100_200 experiments/conv/run_single ...
 """
@@ -18,6 +20,7 @@ from l2l_tf.problems import make_problem
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--runs", type=int, default=30, help="validation runs per candidate")
+parser.add_argument("--first_run", type=int, default=0, help="index of the first validation run (seeds 900000 + it)")
 parser.add_argument("--problem", default="mnist", help="problem name (l2l_tf.problems), on the shared IDX digits")
 parser.add_argument("--criterion", default="step_100", choices=["step_100", "mean_100_200"])
 parser.add_argument("candidates", nargs="+", help="meta_train --save_path folders")
@@ -26,10 +29,10 @@ problem = make_problem(args.problem, "idx", "../shared/data/mnist-10k")
 scores = {}
 for path in args.candidates:
     runner = RuleRunner(checkpoints.load_rule(path), problem, 200, jit_compile=args.problem == "mnist")
-    curves = np.stack([runner.run(seed)[0] for seed in seeds.validation_seeds(args.runs)])
+    curves = np.stack([runner.run(seed)[0] for seed in seeds.validation_seeds(args.first_run + args.runs)[args.first_run:]])
     at_100, at_200 = float(np.mean(curves[:, 100])), float(np.mean(curves[:, 200]))
     scores[path] = at_100 if args.criterion == "step_100" else (at_100 + at_200) / 2
-    print(f"{path}: mean validation loss at step 100 over {args.runs} runs = {at_100:.4f}"
+    print(f"{path}: mean validation loss at step 100 over runs {args.first_run}-{args.first_run + args.runs - 1} = {at_100:.4f}"
           f" (std {np.std(curves[:, 100]):.4f}); at step 200 = {at_200:.4f}; criterion {args.criterion} = {scores[path]:.4f}",
           flush=True)
 print(f"selected: {min(scores, key=scores.get)}")

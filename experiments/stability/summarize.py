@@ -1,6 +1,6 @@
 """Prints the stability table (markdown) of ``train.evaluate`` output folders given as
 results.json paths: per rule, runs, steps, diverged runs (``l2l_tf.stability``), mean loss
-at step 0, at the meta-training horizon and at the last step."""
+at step 0, at the meta-training horizon (the rule's exported metadata) and at the last step."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.getcwd())
+from l2l_tf.catalog import METADATA_FILE
 from l2l_tf.evaluation import read_curves
 from l2l_tf.stability import diverged_runs
 
@@ -19,9 +20,10 @@ def main(paths: list[str]) -> None:
     for path in paths:
         with open(path) as f:
             settings = json.load(f)["settings"]
+        with open(os.path.join(settings["optimizer"], METADATA_FILE)) as f:
+            horizon = int(json.load(f)["training"]["num_steps"])
         for name, curves in read_curves(os.path.dirname(path)).items():
             steps = curves.shape[1] - 1
-            horizon = steps // 10
             print(f"| {name} | {settings['problem']['name']} | {curves.shape[0]} | {steps} | {int(diverged_runs(curves).sum())}"
                   f" | {np.mean(curves[:, 0]):.4g} | {np.mean(curves[:, horizon]):.4g} | {np.mean(curves[:, -1]):.4g} |")
 
