@@ -42,6 +42,22 @@ def section(title: str, directory: str, image_name: str) -> str:
     )
 
 
+def _describe_rule(rule: dict) -> str:
+    if rule.get("type", "coordinatewise_lstm") != "coordinatewise_lstm":
+        return f"a {rule['type']} rule"
+    momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
+    return (f"a {rule['num_layers']}x{rule['hidden_size']} coordinatewise LSTM rule ({rule['preprocessing']}"
+            f" preprocessing p={rule['preprocessing_p']:g}, output scale {rule['output_scale']:g}{momentum})")
+
+
+def describe_rules(metadata: dict) -> str:
+    """One sentence on the folder's rule, or on each of its rules (format 2) and their assignment."""
+    if "rules" not in metadata:
+        return _describe_rule(metadata["rule"])[0].upper() + _describe_rule(metadata["rule"])[1:]
+    parts = "; ".join(f"`{name}`: {_describe_rule(rule)}" for name, rule in metadata["rules"].items())
+    return f"{len(metadata['rules'])} rules assigned to variables by `{metadata.get('assignment')}` ({parts})"
+
+
 def run(argv: list[str]) -> None:
     if len(argv) > 1:
         common.usage_error(f"unexpected arguments {argv[1:]}")
@@ -53,9 +69,7 @@ def run(argv: list[str]) -> None:
     training = metadata.get("training", {})
     lines = [
         f"# {os.path.basename(os.path.normpath(FLAGS.optimizer))}\n",
-        (f"A {metadata['rule']['num_layers']}x{metadata['rule']['hidden_size']} coordinatewise LSTM rule"
-        f" ({metadata['num_meta_parameters']} weights, {metadata['rule']['preprocessing']} preprocessing"
-        f" p={metadata['rule']['preprocessing_p']:g}, output scale {metadata['rule']['output_scale']:g}),"
+        (f"{describe_rules(metadata)} ({metadata['num_meta_parameters']} weights),"
         f" meta-trained on `{metadata['problem'].get('name')}` by `{training.get('command', '?')}`;"
         f" best validation loss {training.get('validation_loss', float('nan')):.4g} at epoch {training.get('epoch')}.\n"),
         ("```python\nfrom l2l_tf import LearnedOptimizer\n"
