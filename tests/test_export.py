@@ -11,19 +11,27 @@ from conftest import REPO, subprocess_env
 from l2l_tf import export
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
+# Every rule of an exported folder, two steps by plain TensorFlow: single-rule files (format 1)
+# through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
 FRESH_PROCESS_SCRIPT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf  # the only import: no l2l_tf
-assert "l2l_tf" not in sys.modules
 loaded = tf.saved_model.load(sys.argv[1])
 meta = json.loads(loaded.signatures["metadata"]()["json"].numpy().decode())
-g = np.load(sys.argv[2])
-state = loaded.signatures["init_state"](num_coordinates=tf.constant(len(g), tf.int32))["state"]
-out = loaded.signatures["serving_default"](gradients=tf.constant(g), state=state)
-out = loaded.signatures["serving_default"](gradients=tf.constant(g), state=out["state"])
-np.save(sys.argv[3], out["update"].numpy())
-print(json.dumps({"state_size": meta["state_size"], "format": meta["format"], "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
+g = tf.constant(np.load(sys.argv[2]))
+signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get("rules", {})} or {
+    "": ("init_state", "serving_default")}
+updates, sizes = {}, {}
+for name, (init, step) in signatures.items():
+    state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
+    for _ in range(2):
+        out = loaded.signatures[step](gradients=g, state=state)
+        state = out["state"]
+    updates[name], sizes[name] = out["update"].numpy(), int(state.shape[-1])
+np.savez(sys.argv[3], **updates)
+print(json.dumps({"format": meta["format"], "version": meta["format_version"], "state_sizes": sizes,
+                  "signatures": sorted(loaded.signatures), "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
 """
 
 
@@ -43,21 +51,25 @@ def _two_steps(step, init_state, g):
 
 
 def _signature_in_fresh_process(path, g, tmp_path):
-    """Two serving_default steps on ``g`` by plain TensorFlow in a new process: (info, update)."""
+    """Two steps of every rule of ``path`` on ``g`` by plain TensorFlow in a new process:
+    ``(info, updates)``, updates by rule name (``""`` for a single-rule file)."""
     np.save(tmp_path / "g.npy", g)
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npy")],
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npz")],
         check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1]), np.load(tmp_path / "u.npy")
+    updates = np.load(tmp_path / "u.npz")
+    return json.loads(result.stdout.strip().splitlines()[-1]), {name: updates[name] for name in updates.files}
 
 
 def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path):
     rule, path = exported
     g = np.random.default_rng(0).normal(size=1000).astype(np.float32) * np.logspace(-8, 1, 1000).astype(np.float32)
-    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
-    assert info == {"state_size": 80, "format": "l2l_tf.rule", "modules": []}
+    info, updates = _signature_in_fresh_process(path, g, tmp_path)
+    assert info == {"state_sizes": {"": 80}, "format": "l2l_tf.rule", "version": 1, "modules": [],
+                    "signatures": ["init_state", "metadata", "serving_default"]}
+    fresh = updates[""]
     in_memory = _two_steps(rule.step, rule.init_state, g)[0].numpy()
     frozen = export.load(path)
     loaded = _two_steps(frozen.step, frozen.init_state, g)[0].numpy()
@@ -68,28 +80,6 @@ def test_savedmodel_parity_in_a_fresh_tensorflow_only_process(exported, tmp_path
 
 SHIPPED = sorted(os.listdir(os.path.join(REPO, "saved_optimizers")))
 
-# Every rule of a shipped folder, two steps by plain TensorFlow: single-rule files (format 1)
-# through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
-SHIPPED_FRESH_PROCESS_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf  # the only import: no l2l_tf
-loaded = tf.saved_model.load(sys.argv[1])
-meta = json.loads(loaded.signatures["metadata"]()["json"].numpy().decode())
-g = tf.constant(np.load(sys.argv[2]))
-signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get("rules", {})} or {
-    "": ("init_state", "serving_default")}
-updates, sizes = {}, {}
-for name, (init, step) in signatures.items():
-    state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
-    for _ in range(2):
-        out = loaded.signatures[step](gradients=g, state=state)
-        state = out["state"]
-    updates[name], sizes[name] = out["update"].numpy(), int(state.shape[-1])
-np.savez(sys.argv[3], **updates)
-print(json.dumps({"state_sizes": sizes, "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
-"""
-
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process(name, tmp_path):
@@ -97,18 +87,11 @@ def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process
     folders) give the updates their own signatures give, run by plain TensorFlow in a fresh process."""
     path = os.path.join(REPO, "saved_optimizers", name)
     g = np.random.default_rng(1).normal(size=500).astype(np.float32) * np.logspace(-8, 1, 500).astype(np.float32)
-    np.save(tmp_path / "g.npy", g)
-    result = subprocess.run(
-        [sys.executable, "-c", SHIPPED_FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npz")],
-        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
     assert info["modules"] == []
-    fresh = np.load(tmp_path / "u.npz")
     loaded = export.load(path)
     rules = getattr(loaded, "rules", {"": loaded})
-    assert sorted(fresh.files) == sorted(rules)
+    assert sorted(fresh) == sorted(rules)
     for rule_name, rule in rules.items():
         assert info["state_sizes"][rule_name] == rule.state_size
         np.testing.assert_allclose(fresh[rule_name], _two_steps(rule.step, rule.init_state, g)[0].numpy(), atol=1e-6)

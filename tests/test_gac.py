@@ -110,8 +110,9 @@ def test_gac_rule_exports_and_its_signature_matches_in_a_fresh_process(tmp_path)
     loaded = export.load(path)
     assert loaded.config == GAC
     g = np.random.default_rng(0).normal(size=200).astype(np.float32) * np.logspace(-6, 1, 200).astype(np.float32)
-    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
-    assert info["state_size"] == rule.state_size
+    info, updates = _signature_in_fresh_process(path, g, tmp_path)
+    assert info["state_sizes"] == {"": rule.state_size}
+    fresh = updates[""]
     in_memory = _two_steps(rule.step, rule.init_state, g)[0].numpy()
     np.testing.assert_allclose(fresh, in_memory, atol=1e-6)
     np.testing.assert_allclose(_two_steps(loaded.step, loaded.init_state, g)[0].numpy(), in_memory, atol=1e-6)

@@ -3,40 +3,19 @@ loading, LearnedOptimizer.load with model.fit, and refusals of bad metadata."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import subprocess_env
-from test_export import _copy_with_metadata
+from test_binaries import run_binary
+from test_export import _copy_with_metadata, _signature_in_fresh_process
 from test_rule_sets import distinct_pair, tiny_conv_model, tiny_data
 
 from l2l_tf import checkpoints, export
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.rule_sets import RuleSet
-
-FRESH_PROCESS_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf  # the only import: no l2l_tf
-loaded = tf.saved_model.load(sys.argv[1])
-meta = json.loads(loaded.signatures["metadata"]()["json"].numpy().decode())
-g = np.load(sys.argv[2])
-updates = {}
-for name in meta["rules"]:
-    state = loaded.signatures["init_state_" + name](num_coordinates=tf.constant(len(g), tf.int32))["state"]
-    for _ in range(2):
-        out = loaded.signatures["step_" + name](gradients=tf.constant(g), state=state)
-        state = out["state"]
-    updates[name] = out["update"].numpy()
-np.savez(sys.argv[3], **updates)
-print(json.dumps({"version": meta["format_version"], "signatures": sorted(loaded.signatures),
-                  "modules": sorted(m for m in sys.modules if m.startswith("l2l"))}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +36,9 @@ def two_steps(rule, g):
 def test_two_rule_export_in_a_fresh_tensorflow_only_process_matches_the_python_rules(exported, tmp_path):
     rule_set, path = exported
     g = np.random.default_rng(0).normal(size=300).astype(np.float32) * np.logspace(-6, 1, 300).astype(np.float32)
-    np.save(tmp_path / "g.npy", g)
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, path, str(tmp_path / "g.npy"), str(tmp_path / "u.npz")],
-        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info == {"version": 2, "modules": [],
-                    "signatures": ["init_state_conv", "init_state_fc", "metadata", "step_conv", "step_fc"]}
-    fresh = np.load(tmp_path / "u.npz")
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
+    assert info["version"] == 2 and info["modules"] == []
+    assert info["signatures"] == ["init_state_conv", "init_state_fc", "metadata", "step_conv", "step_fc"]
     loaded = export.load(path)
     assert isinstance(loaded, RuleSet) and loaded.names == ["conv", "fc"] and loaded.assignment == "conv_fc"
     for name, rule in rule_set.rules.items():
@@ -118,3 +90,14 @@ def test_assignment_override_at_load_and_export_of_a_training_run(exported, tmp_
 def test_bad_multi_rule_metadata_is_refused_naming_the_problem(exported, tmp_path, name, change, message):
     with pytest.raises(export.RuleLoadError, match=message):
         export.load(_copy_with_metadata(exported[1], tmp_path, name, change))
+
+
+def test_report_describes_every_rule_of_a_two_rule_export(exported, tmp_path):
+    _, path = exported
+    folder = tmp_path / "shipped"
+    shutil.copytree(path, folder)
+    result = run_binary("report", f"--optimizer={folder}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = (folder / "report.md").read_text().splitlines()[2]
+    assert header.startswith("2 rules assigned to variables by `conv_fc` (`conv`: a 2x")
+    assert "; `fc`: a 2x" in header and "meta-trained on `tiny_conv`" in header

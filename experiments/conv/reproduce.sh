@@ -75,15 +75,19 @@ python experiments/conv/compare.py --out=$out
 # 8. Rule selection on validation runs (seeds 900000+), never on evaluation runs (NOTES.md, ninth
 #    session): criterion the mean of the mean losses at steps 100 and 200, over 30 runs, extended to
 #    60 (runs 30-59) because the two candidates were within the noise; the lower 60-run mean wins.
+#    Steps 8-9 assume the background runs of steps 3 and 6 have ended (they were stopped at runs 100
+#    and 85); the shipped rule is run_conv_fc_ft's best (run 80).
 for first in 0 30; do
-  PYTHONPATH=. python experiments/mnist/select_rule.py --problem=mnist_conv --criterion=mean_100_200 \
+  PYTHONPATH=. python experiments/mnist/select_rule.py --problem=mnist_conv --data_dir="$mnist_dir" --criterion=mean_100_200 \
     --first_run=$first --runs=30 $out/run_conv_fc_ft $out/run_conv_fc > $out/select_rule_runs$first-$((first + 29)).log 2>&1
 done
 selected=$(cat $out/select_rule_runs*.log | sed -n 's/^\([^:]*\): .*criterion mean_100_200 = \(.*\)$/\1 \2/p' \
   | awk '{sum[$1] += $2} END {for (c in sum) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
 
-# 9. The shipped rule: export, then its evaluations on the three tasks at 100 and 200 steps against
-#    step 5's stored baselines (the rule runs on the same 30 evaluation seeds), the report and figure6.png.
+# 9. The shipped rule: export (replacing the folder, report included), then its evaluations on the
+#    three tasks at 100 and 200 steps against step 5's stored baselines (the rule runs on the same 30
+#    evaluation seeds), figure6.png, and, once experiments/stability/reproduce.sh has written
+#    experiments/stability/conv_lstm, the report.
 python -m train.export --optimizer=$selected --export_dir=saved_optimizers/conv_lstm
 for task in mnist_conv mnist_conv5 mnist_conv2; do
   for steps in 200 100; do
@@ -96,3 +100,12 @@ done
 python -m train.export --optimizer=$selected --export_dir=saved_optimizers/conv_lstm \
   --evaluation_json=$out/eval_mnist_conv_200/results.json
 python experiments/conv/compare.py --out=$out
+python -m train.report --optimizer=saved_optimizers/conv_lstm --notes=$out/report_notes.md \
+  --evaluation="Conv net on 10-class digits, 200 steps (the training task)=$out/eval_mnist_conv_200" \
+  --evaluation="10-class digits, 100 steps=$out/eval_mnist_conv_100" \
+  --evaluation="Transfer: 5-class digits (0-4), 200 steps=$out/eval_mnist_conv5_200" \
+  --evaluation="Transfer: 5-class digits, 100 steps=$out/eval_mnist_conv5_100" \
+  --evaluation="Transfer: 2-class digits (0, 1), 200 steps=$out/eval_mnist_conv2_200" \
+  --evaluation="Transfer: 2-class digits, 100 steps=$out/eval_mnist_conv2_100" \
+  --evaluation="Stability: 1,000 steps (5x the horizon), 10-class digits=experiments/stability/conv_lstm" \
+  --image="Figure 6 layout: mean loss over the 30 runs, the three tasks=$out/figure6.png"

@@ -21,11 +21,15 @@ from l2l_tf.problems import make_problem
 parser = argparse.ArgumentParser()
 parser.add_argument("--runs", type=int, default=30, help="validation runs per candidate")
 parser.add_argument("--first_run", type=int, default=0, help="index of the first validation run (seeds 900000 + it)")
-parser.add_argument("--problem", default="mnist", help="problem name (l2l_tf.problems), on the shared IDX digits")
+parser.add_argument("--problem", default="mnist", help="problem name (l2l_tf.problems)")
+parser.add_argument("--data_source", default="idx", choices=["idx", "tfds"],
+                    help="idx: MNIST IDX files in --data_dir; tfds: TFDS (e.g. the cifar problems)")
+parser.add_argument("--data_dir", default=None, help="idx: the IDX folder (default ../shared/data/mnist-10k); tfds: TFDS's data_dir")
 parser.add_argument("--criterion", default="step_100", choices=["step_100", "mean_100_200"])
 parser.add_argument("candidates", nargs="+", help="meta_train --save_path folders")
 args = parser.parse_args()
-problem = make_problem(args.problem, "idx", "../shared/data/mnist-10k")
+data_dir = args.data_dir or ("../shared/data/mnist-10k" if args.data_source == "idx" else None)
+problem = make_problem(args.problem, args.data_source, data_dir)
 scores = {}
 for path in args.candidates:
     runner = RuleRunner(checkpoints.load_rule(path), problem, 200, jit_compile=args.problem == "mnist")

@@ -20,12 +20,16 @@ def main(paths: list[str]) -> None:
     for path in paths:
         with open(path) as f:
             settings = json.load(f)["settings"]
-        with open(os.path.join(settings["optimizer"], METADATA_FILE)) as f:
-            horizon = int(json.load(f)["training"]["num_steps"])
+        metadata = os.path.join(settings["optimizer"], METADATA_FILE)
+        horizon = None  # a rule that is not an exported folder: its horizon is not recorded
+        if os.path.isfile(metadata):
+            with open(metadata) as f:
+                horizon = int(json.load(f)["training"]["num_steps"])
         for name, curves in read_curves(os.path.dirname(path)).items():
             steps = curves.shape[1] - 1
+            at_horizon = f"{np.mean(curves[:, horizon]):.4g}" if horizon is not None and horizon <= steps else "-"
             print(f"| {name} | {settings['problem']['name']} | {curves.shape[0]} | {steps} | {int(diverged_runs(curves).sum())}"
-                  f" | {np.mean(curves[:, 0]):.4g} | {np.mean(curves[:, horizon]):.4g} | {np.mean(curves[:, -1]):.4g} |")
+                  f" | {np.mean(curves[:, 0]):.4g} | {at_horizon} | {np.mean(curves[:, -1]):.4g} |")
 
 
 if __name__ == "__main__":

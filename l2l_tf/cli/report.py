@@ -46,14 +46,16 @@ def _describe_rule(rule: dict) -> str:
     if rule.get("type", "coordinatewise_lstm") != "coordinatewise_lstm":
         return f"a {rule['type']} rule"
     momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
+    gac = f", {rule['gac_cells']} global averaging cells per layer" if rule.get("gac_cells") else ""
     return (f"a {rule['num_layers']}x{rule['hidden_size']} coordinatewise LSTM rule ({rule['preprocessing']}"
-            f" preprocessing p={rule['preprocessing_p']:g}, output scale {rule['output_scale']:g}{momentum})")
+            f" preprocessing p={rule['preprocessing_p']:g}, output scale {rule['output_scale']:g}{momentum}{gac})")
 
 
 def describe_rules(metadata: dict) -> str:
     """One sentence on the folder's rule, or on each of its rules (format 2) and their assignment."""
     if "rules" not in metadata:
-        return _describe_rule(metadata["rule"])[0].upper() + _describe_rule(metadata["rule"])[1:]
+        sentence = _describe_rule(metadata["rule"])
+        return sentence[0].upper() + sentence[1:]
     parts = "; ".join(f"`{name}`: {_describe_rule(rule)}" for name, rule in metadata["rules"].items())
     return f"{len(metadata['rules'])} rules assigned to variables by `{metadata.get('assignment')}` ({parts})"
 
