@@ -196,7 +196,8 @@ def run(argv: list[str]) -> None:
         table += "\n\n" + format_comparison(results[0].name, comparison)
     header = (
         f"{problem.name}: loss at step {FLAGS.num_steps} over {FLAGS.num_seeds} evaluation runs"
-        f" (x{problem.num_functions} functions each); baselines tuned on {FLAGS.tuning_seeds} other runs"
+        f" (x{problem.num_functions} functions each)"
+        + (f"; baselines tuned on {FLAGS.tuning_seeds} other runs" if FLAGS.baselines else "")
     )
     print(header + "\n" + table, flush=True)
     settings["wall_seconds"] = time.time() - start

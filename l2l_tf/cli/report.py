@@ -34,11 +34,11 @@ def section(title: str, directory: str, image_name: str) -> str:
         settings = results["settings"]
     except (JsonFileError, OSError, KeyError, TypeError) as error:
         common.usage_error(f"--evaluation {directory!r}: not a train.evaluate --output_dir ({error})")
+    tuned = ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in results["tuning"].items())
     return (
         f"## {title}\n\n{table}\n\n"
-        f"Tuned learning rates: "
-        + ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in results["tuning"].items())
-        + f". Command: `{settings['command']}`\n\n![{title}]({image_name})\n"
+        + (f"Tuned learning rates: {tuned}. " if tuned else "")
+        + f"Command: `{settings['command']}`\n\n![{title}]({image_name})\n"
     )
 
 
