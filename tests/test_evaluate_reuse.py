@@ -33,11 +33,13 @@ def test_baselines_alone_then_reused_for_a_rule(tmp_path):
     result = run_binary("evaluate", *FLAGS[:-2], "--baselines=", "--nojit_compile",
                         "--optimizer=saved_optimizers/quadratic_lstm", f"--output_dir={rule_only}")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "baselines tuned" not in result.stdout  # none were
     combined = str(tmp_path / "combined")
     result = run_binary("evaluate", *FLAGS, "--optimizer=saved_optimizers/quadratic_lstm",
                         f"--rule_results={rule_only}/results.json", f"--baseline_results={base}/results.json",
                         f"--output_dir={combined}")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "baselines tuned on 2 other runs" in result.stdout
     third = json.loads(pathlib.Path(combined, "results.json").read_text())
     third_curves = read_curves(combined)
     for name in ("lstm", "adam", "sgd"):
