@@ -109,3 +109,12 @@ python -m train.report --optimizer=saved_optimizers/conv_lstm --notes=$out/repor
   --evaluation="Transfer: 2-class digits, 100 steps=$out/eval_mnist_conv2_100" \
   --evaluation="Stability: 1,000 steps (5x the horizon), 10-class digits=experiments/stability/conv_lstm" \
   --image="Figure 6 layout: mean loss over the 30 runs, the three tasks=$out/figure6.png"
+
+# 10. (In progress, ninth session: NOTES.md) Fine-tuning the shipped rule on sampled horizons of
+#     100-200 steps, so that step 100 is as much a possible end of a run as step 200. Re-running resumes.
+TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
+  --problem=mnist_conv $data --save_path=$out/run_conv_fc_ft3 --rule_set=conv_fc --init_optimizer=$out/run_conv_fc_ft \
+  --num_epochs=3000 --num_steps=200 --min_num_steps=100 --unroll_length=20 --meta_loss_weighting=linear \
+  --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=3e-4 \
+  --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=3 \
+  >> $out/meta_train.conv_fc_ft3.log 2>&1 &
