@@ -18,6 +18,10 @@ META_LOSS_WEIGHTINGS = ("uniform", "linear", "last_quarter")
 # which weighs relative progress equally at every step instead of letting the large early
 # losses dominate the meta-gradient (a remedy for the short-horizon bias of truncated BPTT).
 META_OBJECTIVES = ("loss", "log_loss")
+# log_loss counts a loss below this as this: a solved task's cross-entropy can be exactly 0 in
+# float32 (every logit margin past ~17), and log(0) = -inf would poison the meta-gradient and
+# make validation score the best rule as non-finite (found on a 2-class digit task at 800+ steps).
+LOG_LOSS_FLOOR = 1e-10
 # How meta-gradients are made (``l2l_tf.estimators``): truncated BPTT (the paper), or
 # persistent evolution strategies (``l2l_tf.pes``: unbiased over a whole run, forward passes only).
 GRADIENT_ESTIMATORS = ("tbptt", "pes")
@@ -115,7 +119,7 @@ class MetaConfig:
     def objective(self, mean_loss: tf.Tensor) -> tf.Tensor:
         """One step's term of the meta-loss, from the optimizee's mean loss at that step."""
         if self.meta_objective == "log_loss":
-            return tf.math.log(mean_loss)
+            return tf.math.log(tf.maximum(mean_loss, LOG_LOSS_FLOOR))
         return mean_loss
 
     def run_num_steps(self, seed: int) -> int:

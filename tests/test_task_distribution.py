@@ -5,6 +5,7 @@ path computing what it always did."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import keras
@@ -121,6 +122,15 @@ def test_validation_over_several_problems_is_the_mean_of_step0_normalised_scores
             score_curves(curves, cfg, np.mean(curves[:, 0])), rel=1e-5, abs=1e-6)
     # One problem: the plain score, as every run before task lists recorded it.
     assert task_scores(runners[:1], validation, config)[0] == validation_score(runners[0], validation, config)
+
+
+def test_a_solved_run_with_an_exact_zero_loss_scores_finitely_under_log_loss():
+    # A cross-entropy can be exactly 0 in float32; log(0) made the best rule's validation score inf.
+    config = MetaConfig(num_steps=3, unroll_length=3, meta_objective="log_loss")
+    solved, stalled = np.array([[1.0, 1e-3, 0.0, 0.0]]), np.array([[1.0, 0.5, 0.5, 0.5]])
+    assert math.isfinite(score_curves(solved, config))
+    assert score_curves(solved, config) < score_curves(stalled, config)
+    assert score_curves(np.array([[1.0, np.nan, 0.0, 0.0]]), config) == math.inf  # a diverged run still is
 
 
 def test_task_lists_are_named_and_unknown_names_list_the_choices():
