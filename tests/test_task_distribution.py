@@ -131,6 +131,11 @@ def test_a_solved_run_with_an_exact_zero_loss_scores_finitely_under_log_loss():
     assert math.isfinite(score_curves(solved, config))
     assert score_curves(solved, config) < score_curves(stalled, config)
     assert score_curves(np.array([[1.0, np.nan, 0.0, 0.0]]), config) == math.inf  # a diverged run still is
+    # Training: the meta-loss term of an exact 0 is finite and passes no gradient (it is at the floor).
+    loss = tf.Variable(0.0)
+    with tf.GradientTape() as tape:
+        term = config.objective(loss)
+    assert np.isfinite(term.numpy()) and tape.gradient(term, loss).numpy() == 0.0
 
 
 def test_task_lists_are_named_and_unknown_names_list_the_choices():

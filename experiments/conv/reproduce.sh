@@ -75,24 +75,26 @@ python experiments/conv/compare.py --out=$out
 # 8. Rule selection on validation runs (seeds 900000+), never on evaluation runs (NOTES.md, ninth
 #    session): criterion the mean of the mean losses at steps 100 and 200, over 30 runs, extended to
 #    60 (runs 30-59) because the two candidates were within the noise; the lower 60-run mean wins.
-#    Steps 8-9 assume the background runs of steps 3 and 6 have ended (they were stopped at runs 100
-#    and 85); the shipped rule is run_conv_fc_ft's best (run 80).
+#    Step 8 assumes the background runs of steps 3 and 6 have ended (they were stopped at runs 100
+#    and 85); it selects run_conv_fc_ft's best (run 80), which step 9 fine-tunes.
 for first in 0 30; do
   PYTHONPATH=. python experiments/mnist/select_rule.py --problem=mnist_conv --data_dir="$mnist_dir" --criterion=mean_100_200 \
     --first_run=$first --runs=30 $out/run_conv_fc_ft $out/run_conv_fc > $out/select_rule_runs$first-$((first + 29)).log 2>&1
 done
 selected=$(cat $out/select_rule_runs*.log | sed -n 's/^\([^:]*\): .*criterion mean_100_200 = \(.*\)$/\1 \2/p' \
-  | awk '{sum[$1] += $2} END {for (c in sum) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
+  | awk '{sum[$1] += $2; n[$1]++} END {for (c in sum) if (n[c] == 2) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
 
 # 9. Fine-tuning step 8's rule on sampled horizons of 100-200 steps, so that step 100 is as much a
 #    possible end of a run as step 200 (ninth and tenth sessions, NOTES.md). Re-running resumes; it was
-#    stopped with SIGTERM after run 345 (its best/ by validation is run 280). Step 10 assumes it has ended.
+#    stopped with SIGTERM after run 345 (its best/ by validation is run 280), hence --num_epochs=345;
+#    step 10 waits for it.
 TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
   --problem=mnist_conv $data --save_path=$out/run_conv_fc_ft3 --rule_set=conv_fc --init_optimizer=$selected \
-  --num_epochs=3000 --num_steps=200 --min_num_steps=100 --unroll_length=20 --meta_loss_weighting=linear \
+  --num_epochs=345 --num_steps=200 --min_num_steps=100 --unroll_length=20 --meta_loss_weighting=linear \
   --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=3e-4 \
   --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=3 \
   >> $out/meta_train.conv_fc_ft3.log 2>&1 &
+wait $!
 
 # 10. The fine-tuned rule against step 8's rule on the same validation runs 0-59 (step 8's logs hold
 #     the latter's scores; the runs are deterministic), same criterion; the lower 60-run mean is shipped.
@@ -102,7 +104,7 @@ for first in 0 30; do
 done
 selected=$(cat $out/select_rule_runs*.log $out/select_rule_ft3_runs*.log \
   | sed -n 's/^\([^:]*\): .*criterion mean_100_200 = \(.*\)$/\1 \2/p' \
-  | awk '{sum[$1] += $2} END {for (c in sum) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
+  | awk '{sum[$1] += $2; n[$1]++} END {for (c in sum) if (n[c] == 2) print sum[c], c}' | sort -g | head -n 1 | cut -d' ' -f2)
 
 # 11. The shipped rule: export (replacing the folder, report included), then its evaluations on the
 #     three tasks at 100 and 200 steps against step 5's stored baselines (the rule runs on the same 30
