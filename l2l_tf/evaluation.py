@@ -91,6 +91,7 @@ class RuleRunner:
     ``trajectory`` (no meta-gradient)."""
 
     def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True):
+        rule_sets.set_compiled_form(rule, jit_compile)
         self.rule, self.problem, self.num_steps = rule_sets.for_problem(rule, problem), problem, num_steps
         self.layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(self.rule) else None
         self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)

@@ -23,7 +23,7 @@ from l2l_tf.meta_config import (  # re-exported: l2l_tf.meta.MetaConfig
     MetaSchedule,
 )
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf.rule_sets import RuleSet
+from l2l_tf.rule_sets import RuleSet, set_compiled_form
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.unroll import (  # re-exported: l2l_tf.meta.unroll_with_state etc.
     all_finite,
@@ -108,6 +108,7 @@ class MetaTrainer:
         skipped_updates: tf.Variable | None = None,
     ):
         self.rule, self.problem, self.config = rule, problem, config
+        set_compiled_form(rule, config.schedule.jit_compile)
         self.estimator = estimator or make_estimator(rule, problem, config)
         self.variables = list(self.estimator.variables)
         self.meta_optimizer = meta_optimizer or make_meta_optimizer(config, self.variables, meta_optimizer_class)

@@ -54,6 +54,26 @@ def test_untrained_rule_is_keras_adam_and_its_outputs_are_finite():
     assert np.all(np.isfinite(update.numpy())) and np.abs(update.numpy()).max() < 1e-3 * (10 * 31.7 + 0.1)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_matmul_form_is_the_columnwise_function(layers):
+    """``set_compiled_form(False)`` (meta-training without XLA) computes what the XLA form does,
+    per tensor on slices and through the exported rule's segment reductions alike."""
+    rule, rng, n = MLPRule(MLPRuleConfig(num_hidden_layers=layers), seed=1), np.random.default_rng(1), sum(SIZES)
+    rule.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in rule.get_weights()])
+    params, state = tf.constant(rng.normal(size=n).astype(np.float32)), rule.init_state(n)
+    for layout in (TensorLayout(SIZES), TensorLayout(tf.constant(SIZES))):
+        results = []
+        for xla in (True, False):
+            rule.set_compiled_form(xla)
+            step_state = state
+            for _ in range(3):
+                update, step_state = rule.step(_gradients(np.random.default_rng(2), n), step_state, layout, params)
+            results.append((update.numpy(), step_state.numpy()))
+        assert rule.columnwise is False and np.abs(results[0][0]).max() > 0
+        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+
+
 def test_config_checks_and_the_state_limit():
     assert MLPRuleConfig.from_dict(MLPRuleConfig().to_dict()) == MLPRuleConfig()
     with pytest.raises(RuleConfigError, match="momentum_decays must hold 1 to 6 rates"):
