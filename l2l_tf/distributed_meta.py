@@ -27,6 +27,7 @@ from l2l_tf import distributed
 from l2l_tf.estimators import GradientEstimator
 from l2l_tf.meta import MetaConfig, MetaTrainer, UnrollResult, all_finite
 from l2l_tf.problems.base import Problem
+from l2l_tf.rule_base import compiled_function
 from l2l_tf.rules import CoordinatewiseLSTM
 
 
@@ -73,9 +74,8 @@ class DistributedMetaTrainer:
         self.num_replicas = strategy.num_replicas_in_sync
         self.local_replicas = distributed.local_replica_ids(strategy)
         self.timings = {"compute": 0.0, "all_reduce": 0.0, "apply": 0.0}
-        local_step = tf.function(
-            self.estimator.estimate, input_signature=self.trainer.unroll_signature,
-            jit_compile=config.schedule.jit_compile,
+        local_step = compiled_function(
+            self.estimator.estimate, config.schedule.jit_compile, input_signature=self.trainer.unroll_signature
         )
         # A plain function around local_step: strategy.run would re-wrap a tf.function
         # (dropping its signature and XLA); the replicas call it as it is.

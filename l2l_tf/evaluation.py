@@ -23,6 +23,7 @@ from l2l_tf import baselines, rule_sets
 from l2l_tf.layout import TensorLayout, needs_layout, rule_step
 from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
+from l2l_tf.rule_base import compiled_function
 from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import Rule
 
@@ -83,7 +84,7 @@ def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_co
         tf.TensorSpec([problem.state_size], tf.float32),
         problem.stacked_batch_spec(num_steps + 1),
     ]
-    return tf.function(run, input_signature=signature, jit_compile=jit_compile)
+    return compiled_function(run, jit_compile, input_signature=signature)
 
 
 class RuleRunner:
@@ -91,7 +92,6 @@ class RuleRunner:
     ``trajectory`` (no meta-gradient)."""
 
     def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True):
-        rule_sets.set_compiled_form(rule, jit_compile)
         self.rule, self.problem, self.num_steps = rule_sets.for_problem(rule, problem), problem, num_steps
         self.layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(self.rule) else None
         self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)

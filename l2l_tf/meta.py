@@ -23,7 +23,8 @@ from l2l_tf.meta_config import (  # re-exported: l2l_tf.meta.MetaConfig
     MetaSchedule,
 )
 from l2l_tf.problems.base import Batch, Problem
-from l2l_tf.rule_sets import RuleSet, set_compiled_form
+from l2l_tf.rule_base import compiled_function
+from l2l_tf.rule_sets import RuleSet
 from l2l_tf.rules import CoordinatewiseLSTM
 from l2l_tf.unroll import (  # re-exported: l2l_tf.meta.unroll_with_state etc.
     all_finite,
@@ -108,7 +109,6 @@ class MetaTrainer:
         skipped_updates: tf.Variable | None = None,
     ):
         self.rule, self.problem, self.config = rule, problem, config
-        set_compiled_form(rule, config.schedule.jit_compile)
         self.estimator = estimator or make_estimator(rule, problem, config)
         self.variables = list(self.estimator.variables)
         self.meta_optimizer = meta_optimizer or make_meta_optimizer(config, self.variables, meta_optimizer_class)
@@ -120,8 +120,8 @@ class MetaTrainer:
             problem.stacked_batch_spec(config.unroll_length),
             tf.TensorSpec([config.unroll_length], tf.float32),
         ]
-        self.train_unroll = tf.function(
-            self._train_unroll, input_signature=self.unroll_signature, jit_compile=config.schedule.jit_compile
+        self.train_unroll = compiled_function(
+            self._train_unroll, config.schedule.jit_compile, input_signature=self.unroll_signature
         )
 
     def _train_unroll(self, carry: Any, batches: Batch, step_weights: tf.Tensor) -> TrainStep:

@@ -66,6 +66,7 @@ from l2l_tf.layout import (
     needs_params,
     rule_step,
 )
+from l2l_tf.rule_base import compiled_function
 from l2l_tf.rule_sets import Assignment, RuleSet
 from l2l_tf.rules import Rule
 
@@ -202,7 +203,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             def step(gradients: tf.Tensor, state: tf.Tensor, params: Any, sizes: Any) -> tuple[tf.Tensor, tf.Tensor]:
                 return self._rule_step_block(rule, gradients, state, sizes and TensorLayout(sizes), params)
 
-            self._compiled_steps[id(rule)] = tf.function(step, jit_compile=True)
+            self._compiled_steps[id(rule)] = compiled_function(step, True)
         return self._compiled_steps[id(rule)]
 
     def _rule_step_block(

@@ -6,8 +6,11 @@ these; ``l2l_tf.rules`` re-exports them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,39 @@ class RuleConfigError(ValueError):
 
 class RuleWeightsError(ValueError):
     """Weight values that do not fit a rule's architecture; the message names the weight."""
+
+
+_FOR_XLA = contextvars.ContextVar("l2l_tf_rules_traced_for_xla", default=True)
+
+
+@contextlib.contextmanager
+def traced_for(xla: bool) -> Iterator[None]:
+    """Rules traced inside this context write their step for XLA (``True``, also the default
+    outside any context) or for a plain graph (``False``). Only rules whose best form differs
+    read it (``rules_mlp.MLPRule``: column-wise sums that XLA fuses, or matmuls); every form
+    computes the same function, to float rounding."""
+    token = _FOR_XLA.set(bool(xla))
+    try:
+        yield
+    finally:
+        _FOR_XLA.reset(token)
+
+
+def tracing_for_xla() -> bool:
+    """Whether the rule being traced should write its step for XLA (``traced_for``)."""
+    return _FOR_XLA.get()
+
+
+def compiled_function(fn: Callable, jit_compile: bool, **kwargs: Any) -> Any:
+    """``tf.function(fn, jit_compile=jit_compile, **kwargs)`` whose traces of the rules run
+    inside ``traced_for(jit_compile)``, so each rule takes the form that compiler runs best."""
+
+    @functools.wraps(fn)
+    def traced(*args: Any) -> Any:
+        with traced_for(jit_compile):
+            return fn(*args)
+
+    return tf.function(traced, jit_compile=jit_compile, **kwargs)
 
 
 def _is_number(value: Any) -> bool:

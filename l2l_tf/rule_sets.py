@@ -242,14 +242,6 @@ def as_cell_rule(rule: Rule | RuleSet, paths: Sequence[str], shapes: Sequence[Se
     return rule
 
 
-def set_compiled_form(rule: Rule | RuleSet, xla: bool) -> None:
-    """Lets each rule (of a set) that can write its step for the compiler (``set_compiled_form``,
-    e.g. ``rules_mlp.MLPRule``) write it for XLA or for a plain graph; others are left as they are."""
-    for member in rule.rules.values() if isinstance(rule, RuleSet) else [rule]:
-        if hasattr(member, "set_compiled_form"):
-            member.set_compiled_form(xla)
-
-
 def for_problem(rule: Rule | RuleSet, problem: Any, num_shards: int = 1) -> CellRule:
     """``as_cell_rule`` over a ``Problem``'s parameters (its flat coordinates)."""
     return as_cell_rule(rule, problem.param_names(), [tuple(s) for s in problem.param_shapes()], num_shards)

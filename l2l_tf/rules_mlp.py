@@ -34,7 +34,13 @@ from typing import ClassVar
 import tensorflow as tf
 
 from l2l_tf.layout import TensorLayout
-from l2l_tf.rule_base import JsonConfig, RuleConfigError, RuleModule, _is_number
+from l2l_tf.rule_base import (
+    JsonConfig,
+    RuleConfigError,
+    RuleModule,
+    _is_number,
+    tracing_for_xla,
+)
 
 MAX_HIDDEN_LAYERS = 4
 MAX_MLP_HIDDEN_SIZE = 256
@@ -140,7 +146,6 @@ class MLPRule(RuleModule):
     def __init__(self, config: MLPRuleConfig | None = None, seed: int = 0, name: str | None = None):
         super().__init__(name=name or "mlp_rule")
         self.config = config or MLPRuleConfig()
-        self.columnwise = True  # see ``set_compiled_form``
         shapes = self.config.weight_shapes()
         deeper = self.config.num_hidden_layers - 1
         with self.name_scope:
@@ -159,14 +164,6 @@ class MLPRule(RuleModule):
             return tf.zeros(shape)
         limit = math.sqrt(6.0 / (shape[0] + shape[1]))
         return tf.random.stateless_uniform(shape, seed=seed, minval=-limit, maxval=limit)
-
-    def set_compiled_form(self, xla: bool) -> None:
-        """Writes the MLP for the compiler that runs it: as sums of column-times-weight terms
-        (``xla=True``, the default: XLA fuses them into a few loops over the coordinates) or as
-        ``[n, F] x [F, H]`` matmuls (``xla=False``: 2x faster in a plain graph, and 10x fewer ops,
-        so an unroll of many steps traces in seconds and holds far less memory). The same
-        function either way, to float rounding; it applies to steps traced after the call."""
-        self.columnwise = bool(xla)
 
     @property
     def needs_params(self) -> bool:
@@ -220,9 +217,9 @@ class MLPRule(RuleModule):
         """The ``[n]`` update and ``[n, K + 1]`` new averages of coordinates whose per-tensor
         means ``mean`` gives (a scalar, or one per coordinate); ``t`` is the step count.
 
-        Everything is written on ``[n]`` columns, the MLP included (``_mlp``): under XLA the
-        whole step fuses into a few loops over the coordinates, 7x faster on CPU than
-        ``[n, F] x [F, H]`` matmuls with their ``[n, H]`` intermediates.
+        Everything is written on ``[n]`` columns, and so is the MLP when traced for XLA
+        (``_mlp``): the whole step fuses into a few loops over the coordinates, 7x faster on CPU
+        than ``[n, F] x [F, H]`` matmuls with their ``[n, H]`` intermediates.
         """
         config = self.config
         k = len(config.momentum_decays)
@@ -247,9 +244,12 @@ class MLPRule(RuleModule):
     def _mlp(self, features: list[tf.Tensor], tensor: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """The bounded outputs ``tanh(a), tanh(b)`` (``[n]`` each) of the MLP on the coordinate
         ``features`` and the per-tensor features ``tensor`` (scalars or ``[n]``), which enter
-        as a bias of the first layer. Written as sums of column-times-weight terms, or as
-        matmuls (``set_compiled_form``)."""
-        if not self.columnwise:
+        as a bias of the first layer. Written as sums of column-times-weight terms, which XLA
+        fuses into a few loops over the coordinates, or, traced for a plain graph
+        (``rule_base.traced_for(False)``), as matmuls: there they run 1.6x faster and trace with
+        half the ops, so meta-training over many problems traces faster and holds half the memory
+        (``benchmarks/mlp_rule_forms.py``)."""
+        if not tracing_for_xla():
             return self._mlp_matmuls(features, tensor)
         weights = [tf.unstack(tf.reshape(w, [-1])) for w in self.weights()]
         coordinate_kernel, tensor_kernel, input_bias = weights[:3]

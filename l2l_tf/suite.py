@@ -31,6 +31,7 @@ from l2l_tf.evaluation import (
     trajectory,
 )
 from l2l_tf.problems.base import Problem
+from l2l_tf.rule_base import compiled_function
 from l2l_tf.rules import Rule
 from l2l_tf.stability import diverged_runs
 from l2l_tf.tuning import tune_all
@@ -144,7 +145,7 @@ class ChunkedRuleRunner(RuleRunner):
         super().__init__(rule, problem, chunk, jit_compile)
         self.chunk = chunk
         self.rule_state = tf.Variable(self.rule.init_state(problem.num_coordinates), name="rule_state")
-        self._run_chunk = tf.function(self._chunk, jit_compile=jit_compile)
+        self._run_chunk = compiled_function(self._chunk, jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         params, state = super()._advance(params, gradients, state)

@@ -18,6 +18,7 @@ from l2l_tf.meta import MetaConfig, MetaTrainer
 from l2l_tf.meta_config import MetaSchedule
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.problems.quadratic import Quadratic
+from l2l_tf.rule_base import traced_for
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfigError
 from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
 from l2l_tf.training import validation_score
@@ -55,23 +56,47 @@ def test_untrained_rule_is_keras_adam_and_its_outputs_are_finite():
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-def test_the_matmul_form_is_the_columnwise_function(layers):
-    """``set_compiled_form(False)`` (meta-training without XLA) computes what the XLA form does,
-    per tensor on slices and through the exported rule's segment reductions alike."""
+def test_the_plain_graph_form_is_the_xla_form(layers):
+    """Traced for a plain graph (``traced_for(False)``: matmuls) the rule computes what its XLA
+    form (column-wise sums) does, per tensor on slices and through segment reductions alike."""
     rule, rng, n = MLPRule(MLPRuleConfig(num_hidden_layers=layers), seed=1), np.random.default_rng(1), sum(SIZES)
     rule.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in rule.get_weights()])
     params, state = tf.constant(rng.normal(size=n).astype(np.float32)), rule.init_state(n)
+    gradients = [_gradients(np.random.default_rng(2 + i), n) for i in range(3)]
+    adam_update = MLPRule(MLPRuleConfig(num_hidden_layers=layers)).step(gradients[0], state, TensorLayout(SIZES), params)[0]
     for layout in (TensorLayout(SIZES), TensorLayout(tf.constant(SIZES))):
         results = []
         for xla in (True, False):
-            rule.set_compiled_form(xla)
             step_state = state
-            for _ in range(3):
-                update, step_state = rule.step(_gradients(np.random.default_rng(2), n), step_state, layout, params)
+            with traced_for(xla):
+                for g in gradients:
+                    update, step_state = rule.step(g, step_state, layout, params)
             results.append((update.numpy(), step_state.numpy()))
-        assert rule.columnwise is False and np.abs(results[0][0]).max() > 0
+        first_update = rule.step(gradients[0], state, layout, params)[0]
+        assert np.abs(first_update.numpy() - adam_update.numpy()).max() > 1e-5  # the MLP moves the step
         np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["tbptt", "pes"])
+def test_meta_training_and_validation_trace_the_rule_for_their_compiler(estimator):
+    """Without XLA, meta-training (the rule and PES's perturbed copies) and validation runs trace
+    the plain-graph form, which has far fewer ops; with XLA the column-wise one."""
+    problem = Quadratic(dims=6, batch_size=2)
+
+    def ops(jit_compile, evaluation=False):
+        if evaluation:
+            function = RuleRunner(MLPRule(), problem, 3, jit_compile=jit_compile)._trajectory
+        else:
+            config = MetaConfig(num_steps=4, unroll_length=2, gradient_estimator=estimator, es_pairs=1,
+                                schedule=MetaSchedule(jit_compile=jit_compile))
+            function = MetaTrainer(MLPRule(), problem, config).train_unroll
+        graph = function.get_concrete_function().graph.as_graph_def()  # loop bodies are library functions
+        return len(graph.node) + sum(len(body.node_def) for body in graph.library.function)
+
+    assert ops(False) < 0.7 * ops(True)
+    if estimator == "tbptt":
+        assert ops(False, evaluation=True) < 0.7 * ops(True, evaluation=True)
 
 
 def test_config_checks_and_the_state_limit():
