@@ -44,11 +44,9 @@ def resident_mib() -> float:
 
 def time_form(columnwise: bool) -> list[dict]:
     """Per problem: tracing seconds, warm steps/s and resident MiB after, for one form."""
-    import tensorflow as tf
-
     from l2l_tf.meta import MetaConfig, MetaSchedule, MetaTrainer
     from l2l_tf.problems.task_lists import task_list
-    from l2l_tf.rule_base import traced_for
+    from l2l_tf.rule_base import compiled_function
     from l2l_tf.rules_mlp import MLPRule
 
     source = "idx" if FLAGS.mnist_dir else "tfds"
@@ -56,12 +54,9 @@ def time_form(columnwise: bool) -> list[dict]:
     config = MetaConfig(num_steps=length, unroll_length=length, schedule=MetaSchedule(jit_compile=False))
     for problem in task_list("training", source, FLAGS.mnist_dir)[: FLAGS.num_tasks]:
         trainer = MetaTrainer(MLPRule(), problem, config)
-
-        def unroll(*args, trainer=trainer):
-            with traced_for(columnwise):  # the form under test, compiled without XLA either way
-                return trainer._train_unroll(*args)
-
-        trainer.train_unroll = tf.function(unroll, input_signature=trainer.unroll_signature)
+        trainer.train_unroll = compiled_function(  # the form under test, compiled without XLA either way
+            trainer._train_unroll, False, xla_form=columnwise, input_signature=trainer.unroll_signature
+        )
         call = first_unroll(trainer)
         start = time.perf_counter()
         block(call())

@@ -30,10 +30,16 @@ _FOR_XLA = contextvars.ContextVar("l2l_tf_rules_traced_for_xla", default=True)
 
 @contextlib.contextmanager
 def traced_for(xla: bool) -> Iterator[None]:
-    """Rules traced inside this context write their step for XLA (``True``, also the default
-    outside any context) or for a plain graph (``False``). Only rules whose best form differs
-    read it (``rules_mlp.MLPRule``: column-wise sums that XLA fuses, or matmuls); every form
-    computes the same function, to float rounding."""
+    """Rules traced inside this context write their step for XLA (``True``) or for a plain graph
+    (``False``). Only rules whose best form differs read it (``rules_mlp.MLPRule``: column-wise
+    sums that XLA fuses, or matmuls); every form computes the same function, to float rounding.
+
+    It acts where a rule is *traced*, in this thread: enter it inside the function being
+    traced (``compiled_function`` does), not around a call of a ``tf.function`` that may
+    already be traced or that traces in another thread (``tf.distribute`` replicas). Outside
+    any context rules take the XLA form: eager calls, exported SavedModels, and
+    ``LearnedOptimizer``'s rule step (XLA-compiled by default for the mlp rule; with
+    ``jit_compile_rule=False`` it is traced into Keras's train function in that form)."""
     token = _FOR_XLA.set(bool(xla))
     try:
         yield
@@ -46,13 +52,15 @@ def tracing_for_xla() -> bool:
     return _FOR_XLA.get()
 
 
-def compiled_function(fn: Callable, jit_compile: bool, **kwargs: Any) -> Any:
+def compiled_function(fn: Callable, jit_compile: bool, xla_form: bool | None = None, **kwargs: Any) -> Any:
     """``tf.function(fn, jit_compile=jit_compile, **kwargs)`` whose traces of the rules run
-    inside ``traced_for(jit_compile)``, so each rule takes the form that compiler runs best."""
+    inside ``traced_for(jit_compile)``, so each rule takes the form that compiler runs best
+    (``xla_form`` overrides the form, for benchmarks)."""
+    form = jit_compile if xla_form is None else xla_form
 
     @functools.wraps(fn)
     def traced(*args: Any) -> Any:
-        with traced_for(jit_compile):
+        with traced_for(form):
             return fn(*args)
 
     return tf.function(traced, jit_compile=jit_compile, **kwargs)

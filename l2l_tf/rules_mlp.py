@@ -246,9 +246,9 @@ class MLPRule(RuleModule):
         ``features`` and the per-tensor features ``tensor`` (scalars or ``[n]``), which enter
         as a bias of the first layer. Written as sums of column-times-weight terms, which XLA
         fuses into a few loops over the coordinates, or, traced for a plain graph
-        (``rule_base.traced_for(False)``), as matmuls: there a meta-training unroll runs 1.1-1.7x
-        faster, traces 3x faster with half the ops, and holds half the memory
-        (``benchmarks/mlp_rule_forms.py``)."""
+        (``rule_base.traced_for(False)``), as matmuls: there a meta-training unroll runs faster,
+        traces about 3x faster with fewer ops, and holds about half the memory
+        (``benchmarks/RESULTS.md``)."""
         if not tracing_for_xla():
             return self._mlp_matmuls(features, tensor)
         weights = [tf.unstack(tf.reshape(w, [-1])) for w in self.weights()]

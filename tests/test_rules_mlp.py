@@ -18,9 +18,10 @@ from l2l_tf.meta import MetaConfig, MetaTrainer
 from l2l_tf.meta_config import MetaSchedule
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.problems.quadratic import Quadratic
-from l2l_tf.rule_base import traced_for
+from l2l_tf.rule_base import traced_for, tracing_for_xla
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfigError
 from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
+from l2l_tf.suite import ChunkedRuleRunner
 from l2l_tf.training import validation_score
 
 SIZES = (20, 30)
@@ -55,8 +56,21 @@ def test_untrained_rule_is_keras_adam_and_its_outputs_are_finite():
     assert np.all(np.isfinite(update.numpy())) and np.abs(update.numpy()).max() < 1e-3 * (10 * 31.7 + 0.1)
 
 
+@pytest.fixture
+def traced_forms(monkeypatch):
+    """The forms (``True``: XLA) in which ``MLPRule._mlp`` is traced, in order."""
+    forms, mlp = [], MLPRule._mlp
+
+    def recording(self, *args):
+        forms.append(tracing_for_xla())
+        return mlp(self, *args)
+
+    monkeypatch.setattr(MLPRule, "_mlp", recording)
+    return forms
+
+
 @pytest.mark.parametrize("layers", [1, 2])
-def test_the_plain_graph_form_is_the_xla_form(layers):
+def test_the_plain_graph_form_is_the_xla_form(layers, traced_forms):
     """Traced for a plain graph (``traced_for(False)``: matmuls) the rule computes what its XLA
     form (column-wise sums) does, per tensor on slices and through segment reductions alike."""
     rule, rng, n = MLPRule(MLPRuleConfig(num_hidden_layers=layers), seed=1), np.random.default_rng(1), sum(SIZES)
@@ -67,10 +81,11 @@ def test_the_plain_graph_form_is_the_xla_form(layers):
     for layout in (TensorLayout(SIZES), TensorLayout(tf.constant(SIZES))):
         results = []
         for xla in (True, False):
-            step_state = state
+            step_state, traced_forms[:] = state, []
             with traced_for(xla):
                 for g in gradients:
                     update, step_state = rule.step(g, step_state, layout, params)
+            assert traced_forms and set(traced_forms) == {xla}  # the form under test ran
             results.append((update.numpy(), step_state.numpy()))
         first_update = rule.step(gradients[0], state, layout, params)[0]
         assert np.abs(first_update.numpy() - adam_update.numpy()).max() > 1e-5  # the MLP moves the step
@@ -78,25 +93,25 @@ def test_the_plain_graph_form_is_the_xla_form(layers):
         np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
 
 
-@pytest.mark.parametrize("estimator", ["tbptt", "pes"])
-def test_meta_training_and_validation_trace_the_rule_for_their_compiler(estimator):
-    """Without XLA, meta-training (the rule and PES's perturbed copies) and validation runs trace
-    the plain-graph form, which has far fewer ops; with XLA the column-wise one."""
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_every_runner_traces_the_rule_for_its_compiler(jit_compile, traced_forms):
+    """Meta-training (TBPTT, and PES with its perturbed copies of the rule), validation runs and
+    the suite's chunked stability runs trace the rule in the form of the compiler they run under."""
     problem = Quadratic(dims=6, batch_size=2)
-
-    def ops(jit_compile, evaluation=False):
-        if evaluation:
-            function = RuleRunner(MLPRule(), problem, 3, jit_compile=jit_compile)._trajectory
-        else:
-            config = MetaConfig(num_steps=4, unroll_length=2, gradient_estimator=estimator, es_pairs=1,
-                                schedule=MetaSchedule(jit_compile=jit_compile))
-            function = MetaTrainer(MLPRule(), problem, config).train_unroll
-        graph = function.get_concrete_function().graph.as_graph_def()  # loop bodies are library functions
-        return len(graph.node) + sum(len(body.node_def) for body in graph.library.function)
-
-    assert ops(False) < 0.7 * ops(True)
-    if estimator == "tbptt":
-        assert ops(False, evaluation=True) < 0.7 * ops(True, evaluation=True)
+    functions = {
+        estimator: MetaTrainer(MLPRule(), problem, MetaConfig(
+            num_steps=4, unroll_length=2, gradient_estimator=estimator, es_pairs=1,
+            schedule=MetaSchedule(jit_compile=jit_compile))).train_unroll
+        for estimator in ("tbptt", "pes")
+    }
+    functions["validation"] = RuleRunner(MLPRule(), problem, 3, jit_compile=jit_compile)._trajectory
+    stability = ChunkedRuleRunner(MLPRule(), problem, 3, jit_compile=jit_compile)
+    functions["stability"] = lambda: stability.run(seed=0, chunks=1)  # traces its chunk on the first call
+    for name, function in functions.items():
+        traced_forms[:] = []
+        function() if name == "stability" else function.get_concrete_function()
+        minimum = 6 if name == "pes" else 1  # PES: 2 steps of the rule and of its 2 perturbed copies
+        assert len(traced_forms) >= minimum and set(traced_forms) == {jit_compile}, name
 
 
 def test_config_checks_and_the_state_limit():
