@@ -11,7 +11,10 @@ paste what changed.
 - memory of one meta-training unroll with and without ``--recompute_segment``:
   ``benchmarks/results.json`` (``--sections=memory``);
 - optimizer state per parameter of each shipped rule: its metadata (``state_size``);
-- the ``learning_rate`` sweep: ``experiments/learning_rate_scale/results.json``.
+- the ``learning_rate`` sweep: ``experiments/learning_rate_scale/results.json``;
+- the general rule against Adam on a 109k-parameter ReLU MLP: ``benchmarks/optimizer_cost.json``
+  (``python -m benchmarks.optimizer_cost``), and on the held-out suite:
+  ``experiments/general/heldout_general_r250/results.json`` (``train.evaluate_suite``).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def state_table() -> list[str]:
              "| --- | --- | --- | --- | --- | --- |"]
     for entry in catalog.list_optimizers():
         lines.append(f"| `{entry.name}` | {entry.trained_on} | {entry.horizon} | {entry.purpose} | {entry.state_size}"
-                     f" | {4 * entry.state_size} / {2 * entry.state_size} |")
+                     f" | {4 * entry.state_size} / {2 * entry.state_size if entry.bfloat16_state else 'float32 only'} |")
     return lines
 
 
@@ -88,6 +91,65 @@ def learning_rate_table() -> list[str]:
     return lines
 
 
+GENERAL = os.path.join(os.path.dirname(HERE), "experiments", "general")
+# The held-out suite of the shipped general rule (its run-250 rule): 200 steps and 2,000-step stability runs
+# in one file; the 10,000-step stability runs, made in two parts (one per core), in two more.
+GENERAL_SUITE = os.path.join(GENERAL, "progress_wide_run250", "results.json")
+GENERAL_LONG_STABILITY = [os.path.join(GENERAL, name, "results.json")
+                          for name in ("heldout_general_r250", "heldout_general_r250_tail")]
+COST_NAMES = {"adam": "Adam (1e-3)", "mlp_rule": "`general`", "lstm_rule": "`mnist_lstm` (the paper's LSTM)"}
+
+
+def general_cost_table() -> list[str]:
+    """Keras step time and optimizer state per parameter of the general rule, Adam and the
+    paper's LSTM on the 784-128-64-10 ReLU MLP, ratios measured in the same process."""
+    lines = ["| optimizer | Keras `jit_compile` | ms per step | x Adam | state bytes/param |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in _read("optimizer_cost.json")["rows"]:
+        if row["optimizer"] in COST_NAMES:
+            lines.append(f"| {COST_NAMES[row['optimizer']]} | {row['jit_compile']} | {row['step_ms']:.1f}"
+                         f" | {row['ratio_vs_adam']:.2f}x | {row['state_bytes_per_parameter']:.0f} |")
+    return lines
+
+
+def general_suite_table() -> list[str]:
+    """The general rule on the held-out suite: mean final loss against the best tuned baseline
+    and Adam at its default rate, and diverged runs (evaluation, then stability runs)."""
+    with open(GENERAL_SUITE) as f:
+        results = json.load(f)
+    longest = results["settings"]["stability_factor"] * max(t["settings"]["num_steps"] for t in results["tasks"].values())
+    lines = [("| held-out task | steps | `general` | best tuned baseline | general / best | Adam (1e-3)"
+             f" | diverged: {results['settings']['num_runs']} runs, then {longest:,}-step runs |"),
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, task in results["tasks"].items():
+        c = task["comparison"]
+        lines.append(f"| {name} | {task['settings']['num_steps']} | {c['rule_mean']:.4g}"
+                     f" | {c['best_baseline']}@{c['best_learning_rate']:g}: {c['best_mean']:.4g}"
+                     f" | {c['ratio_to_best']:.3f} | {c['adam_default_mean']:.4g}"
+                     f" | {c['rule_diverged_runs']} / {c['stability_diverged_runs']} |")
+    s = results["summary"]
+    lines += ["", (f"At or below the best tuned baseline on {s['at_or_below_best']} of {s['tasks']} tasks, below Adam"
+              f" at its default learning rate on {s['below_adam_default']} of {s['tasks']}, {s['diverged_runs']} runs"
+              " diverged.")]
+    return lines
+
+
+def general_long_stability_sentence() -> str:
+    """The general rule alone over 50x the suite's horizon, over the tasks run so far."""
+    tasks: dict[str, dict] = {}
+    for path in GENERAL_LONG_STABILITY:
+        if os.path.isfile(path):
+            with open(path) as f:
+                results = json.load(f)
+            factor = results["settings"]["stability_factor"]
+            tasks.update({name: task for name, task in results["tasks"].items() if task.get("stability")})
+    runs = sum(len(task["stability"]["final_losses"]) for task in tasks.values())
+    diverged = sum(task["stability"]["diverged_runs"] for task in tasks.values())
+    steps = {task["settings"]["num_steps"] * factor for task in tasks.values()}
+    return (f"{'/'.join(f'{n:,}' for n in sorted(steps))}-step runs ({factor}x the suite's horizon): {len(tasks)} of the 10"
+            f" held-out tasks run so far, {diverged} of {runs} runs diverged")
+
+
 def main() -> None:
     print("\n".join(cost_table()))
     print()
@@ -98,6 +160,12 @@ def main() -> None:
     print("\n".join(state_table()))
     print()
     print("\n".join(learning_rate_table()))
+    print()
+    print("\n".join(general_cost_table()))
+    print()
+    print("\n".join(general_suite_table()))
+    print()
+    print(general_long_stability_sentence())
 
 
 if __name__ == "__main__":

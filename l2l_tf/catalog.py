@@ -16,6 +16,8 @@ import json
 import os
 
 METADATA_FILE = os.path.join("assets", "l2l_tf_rule.json")
+# Rule families whose state must stay float32 (``state_needs_float32``: a step count in the state).
+FLOAT32_STATE_FAMILIES = ("mlp",)
 
 # What each shipped rule is for, in words (the numbers below are read from its metadata).
 PURPOSES = {
@@ -23,6 +25,8 @@ PURPOSES = {
     "mnist_lstm": "the paper's MNIST rule: small sigmoid MLPs, 100-200 steps; behind tuned Adam on ReLU MLPs",
     "mnist_lstm_momentum": "the best shipped rule for small sigmoid MLPs, 100-200 steps (momentum features,"
                            " beyond the paper); behind tuned Adam on ReLU MLPs",
+    "general": "the general-purpose rule (per-parameter MLP on Adam's direction, beyond the paper): any model,"
+               " no tuning; beats Adam at its default rate on every held-out task, but not tuned baselines",
     "conv_lstm": "the paper's conv-net optimizer (separate conv/FC LSTMs, momentum features): small conv nets"
                  " with BatchNorm, 100-200 steps",
     "neural_art_lstm": "style transfer (the paper's neural-art experiment): the image is the optimizee, 128 steps;"
@@ -40,6 +44,7 @@ class ShippedOptimizer:
     trained_on: str
     horizon: int
     state_size: int
+    bfloat16_state: bool = True
 
     def describe(self) -> str:
         return (f"{self.name}: {self.purpose}. Meta-trained on {self.trained_on}, runs of {self.horizon} steps;"
@@ -64,6 +69,10 @@ def names() -> list[str]:
 
 
 def _describe_problem(problem: dict) -> str:
+    if "problems" in problem:  # a task distribution
+        kinds = {"MLPs" if "activation" in p else "conv nets" if "channels" in p else "quadratics"
+                 for p in problem["problems"]}
+        return f"{problem.get('name', '?')}: {len(problem['problems'])} tasks ({', '.join(sorted(kinds))})"
     if problem.get("name") == "quadratic":
         return "random 10-d quadratics"
     if "hidden" in problem:
@@ -85,6 +94,7 @@ def get(name: str) -> ShippedOptimizer:
     return ShippedOptimizer(
         name=name, path=path, purpose=PURPOSES[name], trained_on=_describe_problem(metadata.get("problem", {})),
         horizon=int(training.get("num_steps", 0)), state_size=_state_size(metadata),
+        bfloat16_state=metadata.get("family") not in FLOAT32_STATE_FAMILIES,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -65,6 +67,14 @@ def test_a_shipped_rule_reuses_the_baselines_and_reports_against_the_targets(bas
     assert "val_conv_8_d14_2: mnist_lstm's runs reused from" in again.stdout
     third = json.loads((tmp_path / "again" / "results.json").read_text())
     assert third["tasks"] == second["tasks"] and third["summary"] == second["summary"]
+    # The suite's table goes into a shipped folder's report (a suite folder has no curves picture).
+    folder = tmp_path / "shipped_copy"
+    shutil.copytree(os.path.join(REPO, "saved_optimizers", "mnist_lstm"), folder, ignore=shutil.ignore_patterns("*.png"))
+    report = run_binary("report", f"--optimizer={folder}", f"--evaluation=Held-out suite={rule_out}")
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = (folder / "report.md").read_text()
+    assert "## Held-out suite" in text and "targets met:" in text and "--stability_factor=2" in text
+    assert "Held-out suite](" not in text and not (folder / "eval_0.png").exists()
 
 
 @pytest.mark.parametrize("args, message", [

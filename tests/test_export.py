@@ -8,11 +8,13 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, subprocess_env
 
-from l2l_tf import export
+from l2l_tf import export, layout
 from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 
 # Every rule of an exported folder, two steps by plain TensorFlow: single-rule files (format 1)
 # through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
+# Rules that declare more inputs (the mlp family: tensor_sizes, params) get the coordinates as
+# one tensor, with parameter values 3 * reverse(g) (_two_rule_steps does the same in Python).
 FRESH_PROCESS_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -23,10 +25,12 @@ g = tf.constant(np.load(sys.argv[2]))
 signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get("rules", {})} or {
     "": ("init_state", "serving_default")}
 updates, sizes = {}, {}
+extra = {"tensor_sizes": tf.constant([len(g)], tf.int32), "params": tf.reverse(g, [0]) * 3.0}
 for name, (init, step) in signatures.items():
     state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
+    inputs = {k: v for k, v in extra.items() if k in meta.get("inputs", [])}
     for _ in range(2):
-        out = loaded.signatures[step](gradients=g, state=state)
+        out = loaded.signatures[step](gradients=g, state=state, **inputs)
         state = out["state"]
     updates[name], sizes[name] = out["update"].numpy(), int(state.shape[-1])
 np.savez(sys.argv[3], **updates)
@@ -48,6 +52,15 @@ def _two_steps(step, init_state, g):
     state = init_state(len(g))
     _, state = step(tf.constant(g), state)
     return step(tf.constant(g), state)
+
+
+def _two_rule_steps(rule, g):
+    """Two steps of ``rule`` in Python, given the layout and parameters of the fresh-process script."""
+    g = tf.constant(g)
+    state, params = rule.init_state(len(g)), tf.reverse(g, [0]) * 3.0
+    for _ in range(2):
+        update, state = layout.rule_step(rule, g, state, layout.TensorLayout([len(g)]), params)
+    return update
 
 
 def _signature_in_fresh_process(path, g, tmp_path):
@@ -94,7 +107,7 @@ def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process
     assert sorted(fresh) == sorted(rules)
     for rule_name, rule in rules.items():
         assert info["state_sizes"][rule_name] == rule.state_size
-        np.testing.assert_allclose(fresh[rule_name], _two_steps(rule.step, rule.init_state, g)[0].numpy(), atol=1e-6)
+        np.testing.assert_allclose(fresh[rule_name], _two_rule_steps(rule, g).numpy(), atol=1e-6)
 
 
 def test_metadata_contract(exported):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, subprocess_env
 
-from l2l_tf import LearnedOptimizer, catalog, startup
+from l2l_tf import LearnedOptimizer, catalog, rule_families, startup
 from l2l_tf.problems import data
 
 SHIPPED = sorted(d for d in os.listdir(os.path.join(REPO, "saved_optimizers"))
@@ -40,6 +40,9 @@ def test_catalog_names_every_shipped_folder_and_reads_its_metadata():
         assert entry.purpose in entry.describe() and f"runs of {entry.horizon} steps" in entry.describe()
     assert catalog.get("mnist_lstm_momentum").state_size == 83
     assert catalog.get("conv_lstm").state_size == 83  # two rules of 83 floats each
+    assert catalog.get("general").state_size == 5 and not catalog.get("general").bfloat16_state
+    for family, (_, rule_class) in rule_families.FAMILIES.items():  # the catalog knows which cannot use bfloat16
+        assert getattr(rule_class, "state_needs_float32", False) == (family in catalog.FLOAT32_STATE_FAMILIES)
 
 
 def test_load_by_name_equals_load_by_path():

@@ -18,7 +18,7 @@ from l2l_tf.json_files import JsonFileError, read_json
 
 flags.DEFINE_string("optimizer", None, "Exported rule folder to write report.md into.")
 common.define_deprecated_alias("optimizer_dir", "optimizer")
-flags.DEFINE_multi_string("evaluation", [], "TITLE=DIR (repeatable); DIR written by train.evaluate --output_dir.")
+flags.DEFINE_multi_string("evaluation", [], "TITLE=DIR (repeatable); DIR written by train.evaluate or train.evaluate_suite --output_dir.")
 flags.DEFINE_multi_string(
     "image", [], "TITLE=PNG (repeatable): a picture (e.g. a train.neural_art_grid grid) copied into the folder and shown.")
 flags.DEFINE_string("notes", None, "A markdown file appended after the header (summary, caveats).")
@@ -26,23 +26,33 @@ flags.mark_flag_as_required("optimizer")
 FLAGS = flags.FLAGS
 
 
-def section(title: str, directory: str, image_name: str) -> str:
+def section(title: str, directory: str, image_name: str) -> tuple[str, bool]:
+    """The report section of a train.evaluate or train.evaluate_suite --output_dir, and
+    whether it shows ``image_name`` (the curves.png of a train.evaluate folder; a suite has none)."""
     try:
         results = read_json(os.path.join(directory, "results.json"), "evaluation results", max_bytes=64 << 20)
         with open(os.path.join(directory, "results.md")) as f:
             table = f.read(1 << 20).strip()
         settings = results["settings"]
-    except (JsonFileError, OSError, KeyError, TypeError) as error:
-        common.usage_error(f"--evaluation {directory!r}: not a train.evaluate --output_dir ({error})")
-    tuned = ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in results["tuning"].items())
+        tuning = results.get("tuning", {})
+    except (JsonFileError, OSError, KeyError, TypeError, AttributeError) as error:
+        common.usage_error(f"--evaluation {directory!r}: not a train.evaluate(_suite) --output_dir ({error})")
+    tuned = ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in tuning.items())
+    has_image = os.path.isfile(os.path.join(directory, "curves.png"))
+    facts = (f"Tuned learning rates: {tuned}. " if tuned else "") + (
+        "" if settings["command"] in table else f"Command: `{settings['command']}`")  # a suite's table has it
     return (
         f"## {title}\n\n{table}\n\n"
-        + (f"Tuned learning rates: {tuned}. " if tuned else "")
-        + f"Command: `{settings['command']}`\n\n![{title}]({image_name})\n"
-    )
+        + (f"{facts.strip()}\n" if facts else "")
+        + (f"\n![{title}]({image_name})\n" if has_image else "")
+    ), has_image
 
 
 def _describe_rule(rule: dict) -> str:
+    if rule.get("type") == "per_parameter_mlp":
+        return (f"a per-parameter MLP rule ({rule['num_hidden_layers']}x{rule['hidden_size']} units) scaling Adam's"
+                f" direction by a learned factor within e^+-{rule['max_log_scale']:g} of a {rule['base_step']:g} step"
+                f" (momentum features {rule['momentum_decays']})")
     if rule.get("type", "coordinatewise_lstm") != "coordinatewise_lstm":
         return f"a {rule['type']} rule"
     momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
@@ -88,8 +98,10 @@ def run(argv: list[str]) -> None:
             common.usage_error(f"--evaluation values must be TITLE=DIR, got {item!r}")
         title, directory = item.rsplit("=", 1)
         image = f"eval_{i}.png"
-        shutil.copyfile(os.path.join(directory, "curves.png"), os.path.join(FLAGS.optimizer, image))
-        lines.append(section(title.strip(), directory, image))
+        text, has_image = section(title.strip(), directory, image)
+        if has_image:
+            shutil.copyfile(os.path.join(directory, "curves.png"), os.path.join(FLAGS.optimizer, image))
+        lines.append(text)
     for i, item in enumerate(FLAGS.image):
         if "=" not in item or not os.path.isfile(item.rsplit("=", 1)[1]):
             common.usage_error(f"--image values must be TITLE=PNG of an existing file, got {item!r}")
