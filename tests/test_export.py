@@ -14,7 +14,7 @@ from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 # Every rule of an exported folder, two steps by plain TensorFlow: single-rule files (format 1)
 # through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
 # Rules that declare more inputs (the mlp family: tensor_sizes, params) get the coordinates as
-# one tensor, with parameter values 3 * reverse(g) (_two_rule_steps does the same in Python).
+# three tensors (tensor_sizes), with parameter values 3 * reverse(g) (_two_rule_steps does the same in Python).
 FRESH_PROCESS_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -25,7 +25,8 @@ g = tf.constant(np.load(sys.argv[2]))
 signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get("rules", {})} or {
     "": ("init_state", "serving_default")}
 updates, sizes = {}, {}
-extra = {"tensor_sizes": tf.constant([len(g)], tf.int32), "params": tf.reverse(g, [0]) * 3.0}
+cut = [len(g) // 10, len(g) // 2, len(g) - len(g) // 10 - len(g) // 2]  # tensor_sizes(len(g))
+extra = {"tensor_sizes": tf.constant(cut, tf.int32), "params": tf.reverse(g, [0]) * 3.0}
 for name, (init, step) in signatures.items():
     state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
     inputs = {k: v for k, v in extra.items() if k in meta.get("inputs", [])}
@@ -54,12 +55,17 @@ def _two_steps(step, init_state, g):
     return step(tf.constant(g), state)
 
 
+def tensor_sizes(n):
+    """The tensors the fresh-process script cuts ``n`` coordinates into (its ``sizes``)."""
+    return [n // 10, n // 2, n - n // 10 - n // 2]
+
+
 def _two_rule_steps(rule, g):
     """Two steps of ``rule`` in Python, given the layout and parameters of the fresh-process script."""
     g = tf.constant(g)
     state, params = rule.init_state(len(g)), tf.reverse(g, [0]) * 3.0
     for _ in range(2):
-        update, state = layout.rule_step(rule, g, state, layout.TensorLayout([len(g)]), params)
+        update, state = layout.rule_step(rule, g, state, layout.TensorLayout(tensor_sizes(len(g))), params)
     return update
 
 

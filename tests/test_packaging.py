@@ -37,12 +37,16 @@ def test_catalog_names_every_shipped_folder_and_reads_its_metadata():
         rules = metadata.get("rules", {"": metadata})  # multi-rule folders: each parameter has one rule's state
         assert entry.horizon == metadata["training"]["num_steps"]
         assert entry.state_size == max(rule["state_size"] for rule in rules.values())
-        assert entry.purpose in entry.describe() and f"runs of {entry.horizon} steps" in entry.describe()
+        assert entry.purpose in entry.describe() and f"runs of {entry.runs} steps" in entry.describe()
+        assert entry.shortest_run == int(metadata["training"].get("min_num_steps") or 0)
     assert catalog.get("mnist_lstm_momentum").state_size == 83
     assert catalog.get("conv_lstm").state_size == 83  # two rules of 83 floats each
-    assert catalog.get("general").state_size == 5 and not catalog.get("general").bfloat16_state
+    general = catalog.get("general")
+    assert general.state_size == 5 and not general.bfloat16_state and "(float32 only)" in general.describe()
+    assert general.runs == "100-1000" and catalog.get("mnist_lstm").runs == "200"
     for family, (_, rule_class) in rule_families.FAMILIES.items():  # the catalog knows which cannot use bfloat16
-        assert getattr(rule_class, "state_needs_float32", False) == (family in catalog.FLOAT32_STATE_FAMILIES)
+        float32_only = rule_families.RULE_TYPES[family] in catalog.FLOAT32_STATE_RULE_TYPES
+        assert getattr(rule_class, "state_needs_float32", False) == float32_only
 
 
 def test_load_by_name_equals_load_by_path():

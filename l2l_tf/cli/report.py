@@ -12,7 +12,7 @@ import shutil
 
 from absl import flags
 
-from l2l_tf import export
+from l2l_tf import export, rule_families
 from l2l_tf.cli import common
 from l2l_tf.json_files import JsonFileError, read_json
 
@@ -33,14 +33,13 @@ def section(title: str, directory: str, image_name: str) -> tuple[str, bool]:
         results = read_json(os.path.join(directory, "results.json"), "evaluation results", max_bytes=64 << 20)
         with open(os.path.join(directory, "results.md")) as f:
             table = f.read(1 << 20).strip()
-        settings = results["settings"]
-        tuning = results.get("tuning", {})
+        command = results["settings"]["command"]
+        tuned = ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in results.get("tuning", {}).items())
     except (JsonFileError, OSError, KeyError, TypeError, AttributeError) as error:
         common.usage_error(f"--evaluation {directory!r}: not a train.evaluate(_suite) --output_dir ({error})")
-    tuned = ", ".join(f"{k} {v['best_learning_rate']:g}" for k, v in tuning.items())
     has_image = os.path.isfile(os.path.join(directory, "curves.png"))
     facts = (f"Tuned learning rates: {tuned}. " if tuned else "") + (
-        "" if settings["command"] in table else f"Command: `{settings['command']}`")  # a suite's table has it
+        "" if command in table else f"Command: `{command}`")  # a suite's table has the command
     return (
         f"## {title}\n\n{table}\n\n"
         + (f"{facts.strip()}\n" if facts else "")
@@ -49,10 +48,11 @@ def section(title: str, directory: str, image_name: str) -> tuple[str, bool]:
 
 
 def _describe_rule(rule: dict) -> str:
-    if rule.get("type") == "per_parameter_mlp":
+    if rule.get("type") == rule_families.RULE_TYPES["mlp"]:
         return (f"a per-parameter MLP rule ({rule['num_hidden_layers']}x{rule['hidden_size']} units) scaling Adam's"
-                f" direction by a learned factor within e^+-{rule['max_log_scale']:g} of a {rule['base_step']:g} step"
-                f" (momentum features {rule['momentum_decays']})")
+                f" direction by a learned factor within e^+-{rule['max_log_scale']:g} of a {rule['base_step']:g} step,"
+                f" plus a learned correction of at most {rule['correction_scale'] * rule['base_step']:g}"
+                f" (gradient averages at {rule['momentum_decays']})")
     if rule.get("type", "coordinatewise_lstm") != "coordinatewise_lstm":
         return f"a {rule['type']} rule"
     momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
@@ -101,6 +101,8 @@ def run(argv: list[str]) -> None:
         text, has_image = section(title.strip(), directory, image)
         if has_image:
             shutil.copyfile(os.path.join(directory, "curves.png"), os.path.join(FLAGS.optimizer, image))
+        elif os.path.exists(os.path.join(FLAGS.optimizer, image)):  # an earlier report's picture at this place
+            os.remove(os.path.join(FLAGS.optimizer, image))
         lines.append(text)
     for i, item in enumerate(FLAGS.image):
         if "=" not in item or not os.path.isfile(item.rsplit("=", 1)[1]):
