@@ -241,11 +241,14 @@ def paired_comparison(rule: OptimizerResult, others: Sequence[OptimizerResult]) 
     for other in others:
         if other.curves.shape[0] != rule.curves.shape[0]:
             raise ValueError(f"{rule.name} and {other.name} must be run on the same seeds")
-        difference = rule.curves[:, -1] - other.curves[:, -1]
+        # float64 whatever the curves' storage (float32 when run, float64 when read back from JSON),
+        # so a comparison of the same runs gives the same numbers however they were obtained.
+        finals, other_finals = (np.asarray(r.curves[:, -1], np.float64) for r in (rule, other))
+        difference = finals - other_finals
         runs = len(difference)
         rows.append({
             "optimizer": other.name,
-            "ratio_of_means": float(np.mean(rule.curves[:, -1]) / np.mean(other.curves[:, -1])),
+            "ratio_of_means": float(np.mean(finals) / np.mean(other_finals)),
             "mean_difference": float(np.mean(difference)),
             "difference_standard_error": float(np.std(difference, ddof=1) / math.sqrt(runs)) if runs > 1 else float("nan"),
             "share_of_runs_lower": float(np.mean(difference < 0)),
