@@ -39,14 +39,15 @@ env $quiet taskset -c 0 python -m train.evaluate_suite --suite=heldout --optimiz
 #    The same with 50x (10,000 steps, 10x the longest meta-training run; 20-25 minutes for a 50k-parameter MLP
 #    task on one core, hours for the suite), in two parts, one per core, on disjoint task lists; re-running a
 #    part with --rule_results=ITS_DIR/results.json resumes it by task. (The committed runs used
-#    --optimizer=experiments/general/wide_run250_rule, and the first part was started on the whole suite.)
+#    --optimizer=experiments/general/wide_run250_rule; the first part was started on the whole suite and
+#    stopped at conv_bn_16x16_d28, the second on seven tasks in reverse order and stopped in conv_bn_16x16_d28.)
 env $quiet taskset -c 0 python -m train.evaluate_suite \
-  --suite=mlp_relu_64x32,mlp_relu_128x64_loss0.1,mlp_tanh_100 \
+  --suite=mlp_relu_64x32,mlp_relu_128x64_loss0.1,mlp_tanh_100,mlp_tanh_64x64_blobs_wide_loss10,mlp_gelu_32x32x32_d14,mlp_sigmoid_48x48_d5,mlp_relu_64_regression_wide \
   --optimizer=saved_optimizers/general --name=general --tuning_seeds=3 --num_runs=10 $data --nojit_compile \
   --baseline_results=$out/heldout_baselines/results.json --stability_factor=50 \
   --output_dir=$out/heldout_general_r250 > $out/heldout_general_r250.log 2>&1 &
 env $quiet taskset -c 1 python -m train.evaluate_suite \
-  --suite=quadratic_30_loss0.3,conv_16x16_d14,conv_bn_16x16_d28,mlp_relu_64_regression_wide,mlp_sigmoid_48x48_d5,mlp_gelu_32x32x32_d14,mlp_tanh_64x64_blobs_wide_loss10 \
+  --suite=quadratic_30_loss0.3,conv_16x16_d14,conv_bn_16x16_d28 \
   --optimizer=saved_optimizers/general --name=general --tuning_seeds=3 --num_runs=10 $data --nojit_compile \
   --baseline_results=$out/heldout_baselines/results.json --stability_factor=50 \
   --output_dir=$out/heldout_general_r250_tail > $out/heldout_general_r250_tail.log 2>&1
