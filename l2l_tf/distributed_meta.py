@@ -122,7 +122,8 @@ class DistributedMetaTrainer:
         for index in range(self.config.unrolls_per_run):
             batches = distributed.per_replica(self.strategy, lambda r: next(iterators[r]))
             meta_loss, step_losses, grads, carry = self._timed(
-                "compute", self._compute, carry, batches, self.trainer.unroll_weights(index)
+                "compute", self._compute, carry, batches, self.trainer.unroll_weights(index),
+                self.trainer.unroll_progress(index),
             )
             meta_losses, all_step_losses, mean_grads, finite, norm = self._timed(
                 "all_reduce", self._all_reduce, meta_loss, step_losses, grads

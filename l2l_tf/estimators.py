@@ -69,8 +69,10 @@ class GradientEstimator(Protocol):
     def initial_carry(self, seed: int) -> Any:
         """The carry at the start of optimizee run ``seed``."""
 
-    def estimate(self, carry: Any, batches: Batch, step_weights: tf.Tensor) -> Estimate:
-        """Meta-gradients and losses of the truncation starting from ``carry``."""
+    def estimate(self, carry: Any, batches: Batch, step_weights: tf.Tensor,
+                 progress: tf.Tensor | None = None) -> Estimate:
+        """Meta-gradients and losses of the truncation starting from ``carry`` (``progress``:
+        each step's run progress, for a rule that reads it)."""
 
     def run_of(self, carry: Any) -> RunCarry:
         """The unperturbed optimizee run held by ``carry``."""
@@ -117,19 +119,21 @@ class TruncatedBPTT:
     def run_of(self, carry: RunCarry) -> RunCarry:
         return carry
 
-    def unroll(self, carry: RunCarry, batches: Batch, step_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, RunCarry]:
+    def unroll(self, carry: RunCarry, batches: Batch, step_weights: tf.Tensor,
+               progress: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, RunCarry]:
         """The truncation under the current weights: ``(meta_loss, step_losses, carry)``."""
         config = self.config
         meta_loss, step_losses, params, state, optimizee_state = unroll_with_state(
             self.unroll_rule, self.problem, carry.params, carry.state, batches, config.unroll_length,
             config.second_derivatives, step_weights, config.objective, config.schedule.recompute_segment,
-            carry.optimizee_state,
+            carry.optimizee_state, progress,
         )
         return meta_loss, step_losses, RunCarry(params, state, optimizee_state)
 
-    def estimate(self, carry: RunCarry, batches: Batch, step_weights: tf.Tensor) -> Estimate:
+    def estimate(self, carry: RunCarry, batches: Batch, step_weights: tf.Tensor,
+                 progress: tf.Tensor | None = None) -> Estimate:
         with tf.GradientTape() as tape:
-            meta_loss, step_losses, carry = self.unroll(carry, batches, step_weights)
+            meta_loss, step_losses, carry = self.unroll(carry, batches, step_weights, progress)
         # ZERO: a rule of a set that no parameter of this problem is assigned to stays as it is.
         gradients = tape.gradient(meta_loss, self.variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return Estimate(meta_loss, step_losses, gradients, carry)

@@ -20,7 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from l2l_tf import baselines, rule_sets
-from l2l_tf.layout import TensorLayout, needs_layout, rule_step
+from l2l_tf.layout import (
+    TensorLayout,
+    needs_layout,
+    needs_progress,
+    rule_step,
+    run_progress,
+)
 from l2l_tf.meta import loss_gradient_and_state, step_batch
 from l2l_tf.problems.base import Batch, Problem
 from l2l_tf.rule_base import compiled_function
@@ -89,20 +95,30 @@ def _trajectory_function(problem: Problem, num_steps: int, run: Callable, jit_co
 
 class RuleRunner:
     """Runs a ``Rule`` (or a ``RuleSet``, bound to the problem's parameters) through
-    ``trajectory`` (no meta-gradient)."""
+    ``trajectory`` (no meta-gradient). A rule that reads its run's progress is told
+    ``t / total_steps`` (default ``total_steps``: ``num_steps``; 1 past it)."""
 
-    def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True):
+    def __init__(self, rule: Rule | RuleSet, problem: Problem, num_steps: int, jit_compile: bool = True,
+                 total_steps: int | None = None):
         self.rule, self.problem, self.num_steps = rule_sets.for_problem(rule, problem), problem, num_steps
         self.layout = TensorLayout.from_shapes(problem.param_shapes()) if needs_layout(self.rule) else None
+        self.total_steps = total_steps or num_steps
+        # optimizee steps taken in the current run (what a progress-reading rule is told)
+        self.steps_taken = tf.Variable(0, trainable=False, name="steps_taken")
         self._trajectory = _trajectory_function(problem, num_steps, self._run, jit_compile)
 
     def _advance(self, params: tf.Tensor, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        update, state = rule_step(self.rule, gradients, state, self.layout, params)
+        progress = None
+        if needs_progress(self.rule):
+            progress = run_progress(self.steps_taken, self.total_steps)
+            self.steps_taken.assign_add(1)
+        update, state = rule_step(self.rule, gradients, state, self.layout, params, progress=progress)
         return params + update, state
 
     def _run(
         self, params: tf.Tensor, optimizee_state: tf.Tensor, batches: Batch
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        self.steps_taken.assign(0)
         state = self.rule.init_state(self.problem.num_coordinates)
         return trajectory(self.problem, self.num_steps, params, batches, state, self._advance, optimizee_state)
 

@@ -8,7 +8,9 @@ usable from plain TensorFlow:
   and ``state`` float32 ``[N, S]``. N is dynamic, S fixed by the rule. Rules that
   normalise per tensor (family ``mlp``) also take ``tensor_sizes`` int32 ``[T]`` (the
   sizes of the tensors whose flattened gradients are concatenated in ``gradients``) and,
-  if they read parameter values, ``params`` float32 ``[N]``; the metadata's ``inputs``
+  if they read parameter values, ``params`` float32 ``[N]``. Rules that read how far
+  through its run the optimizee is (``progress_input``) take ``progress`` float32 scalar
+  (``t / T`` of step ``t`` in a run of ``T`` steps, in [0, 1]). The metadata's ``inputs``
   lists a file's step inputs.
 - signature ``init_state``: input ``num_coordinates`` int32 scalar; output ``state``
   float32 ``[N, S]`` (zeros).
@@ -52,7 +54,7 @@ import tensorflow as tf
 
 from l2l_tf import checkpoints, rule_families
 from l2l_tf.checkpoints import replace_directory
-from l2l_tf.layout import TensorLayout, needs_layout, needs_params
+from l2l_tf.layout import TensorLayout, needs_layout, needs_params, needs_progress
 from l2l_tf.rule_file import (  # noqa: F401  (the loading half of the contract, re-exported)
     FORMAT,
     FORMAT_VERSION,
@@ -85,8 +87,9 @@ def _rule_functions(rule: Rule) -> tuple[Any, Any]:
         extra = {}
         if "tensor_sizes" in named:
             extra["layout"] = TensorLayout(named["tensor_sizes"])
-        if "params" in named:
-            extra["params"] = named["params"]
+        for name in ("params", "progress"):
+            if name in named:
+                extra[name] = named[name]
         update, new_state = rule.step(named["gradients"], named["state"], **extra)
         return {"update": update, "state": new_state}
 
@@ -133,6 +136,8 @@ def step_input_specs(rule: Rule) -> dict[str, tf.TensorSpec]:
         specs["tensor_sizes"] = tf.TensorSpec([None], tf.int32, name="tensor_sizes")
     if needs_params(rule):
         specs["params"] = tf.TensorSpec([None], tf.float32, name="params")
+    if needs_progress(rule):
+        specs["progress"] = tf.TensorSpec([], tf.float32, name="progress")
     return specs
 
 

@@ -118,6 +118,19 @@ def needs_params(rule: Rule) -> bool:
     return bool(getattr(rule, "needs_params", False))
 
 
+def needs_progress(rule: Rule) -> bool:
+    """Whether ``rule.step`` takes ``progress=`` (how far through its run the optimizee is);
+    false if undeclared."""
+    return bool(getattr(rule, "needs_progress", False))
+
+
+def run_progress(step: tf.Tensor | int, total_steps: tf.Tensor | int) -> tf.Tensor:
+    """``progress=`` at optimizee step ``step`` (0-based) of a run of ``total_steps``: ``step /
+    total_steps``, clipped to [0, 1] (1 from the last step on, also past the run's end)."""
+    ratio = tf.cast(step, tf.float32) / tf.cast(tf.maximum(total_steps, 1), tf.float32)
+    return tf.clip_by_value(ratio, 0.0, 1.0)
+
+
 def has_global_cells(rule: Rule) -> bool:
     """Whether ``rule`` reads a statistic over all coordinates (``rules.CoordinatewiseLSTM``
     with ``gac_cells``: ``global_context``); false if undeclared."""
@@ -132,10 +145,14 @@ def global_context(rule: Rule, blocks: Sequence[list[tf.Tensor]]) -> tf.Tensor |
 
 
 def _optional_inputs(rule: Rule, layout: TensorLayout | None, params: tf.Tensor | None,
-                     context: tf.Tensor | None = None) -> dict[str, Any]:
+                     context: tf.Tensor | None = None, progress: tf.Tensor | None = None) -> dict[str, Any]:
     """The keyword inputs ``rule`` declares, checked to be given (and a global-cell rule's
     ``context``, when the caller computed it over all coordinates: ``rules.global_context``)."""
     inputs: dict[str, Any] = {} if context is None else {"context": context}
+    if needs_progress(rule):
+        if progress is None:
+            raise ValueError(f"{type(rule).__name__} reads the run's progress and needs progress= (t / T)")
+        inputs["progress"] = progress
     if needs_layout(rule):
         if layout is None:
             raise ValueError(f"{type(rule).__name__} normalises per tensor and needs layout= (a TensorLayout)")
@@ -148,16 +165,18 @@ def _optional_inputs(rule: Rule, layout: TensorLayout | None, params: tf.Tensor 
 
 
 def rule_step(rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
-              params: tf.Tensor | None = None, context: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """``rule.step``, given the layout and parameter values if (and only if) it declares them."""
-    return rule.step(gradients, state, **_optional_inputs(rule, layout, params, context))
+              params: tf.Tensor | None = None, context: tf.Tensor | None = None,
+              progress: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """``rule.step``, given the layout, parameter values and progress if (and only if) it
+    declares them."""
+    return rule.step(gradients, state, **_optional_inputs(rule, layout, params, context, progress))
 
 
 def rule_step_cells(rule: CellRule, gradients: tf.Tensor, cells: list[tf.Tensor],
-                    layout: TensorLayout | None = None,
-                    params: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
-    """``rule.step_cells``, given the layout and parameter values if it declares them."""
-    return rule.step_cells(gradients, cells, **_optional_inputs(rule, layout, params))
+                    layout: TensorLayout | None = None, params: tf.Tensor | None = None,
+                    progress: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """``rule.step_cells``, given the layout, parameter values and progress if it declares them."""
+    return rule.step_cells(gradients, cells, **_optional_inputs(rule, layout, params, progress=progress))
 
 
 def check_blockable(rule: Rule, setting: str, blocked: bool) -> None:

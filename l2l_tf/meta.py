@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from l2l_tf.estimators import GradientEstimator, make_estimator
+from l2l_tf.layout import run_progress
 from l2l_tf.meta_config import (  # re-exported: l2l_tf.meta.MetaConfig
     MetaConfig,
     MetaSchedule,
@@ -118,14 +119,15 @@ class MetaTrainer:
         self.unroll_signature = [
             self.estimator.carry_spec(),
             problem.stacked_batch_spec(config.unroll_length),
-            tf.TensorSpec([config.unroll_length], tf.float32),
+            tf.TensorSpec([config.unroll_length], tf.float32),  # step weights
+            tf.TensorSpec([config.unroll_length], tf.float32),  # each step's run progress
         ]
         self.train_unroll = compiled_function(
             self._train_unroll, config.schedule.jit_compile, input_signature=self.unroll_signature
         )
 
-    def _train_unroll(self, carry: Any, batches: Batch, step_weights: tf.Tensor) -> TrainStep:
-        estimate = self.estimator.estimate(carry, batches, step_weights)
+    def _train_unroll(self, carry: Any, batches: Batch, step_weights: tf.Tensor, progress: tf.Tensor) -> TrainStep:
+        estimate = self.estimator.estimate(carry, batches, step_weights, progress)
         meta_gradients = estimate.gradients
         finite = all_finite([estimate.meta_loss, *meta_gradients])
 
@@ -154,6 +156,14 @@ class MetaTrainer:
         length = self.config.unroll_length
         return tf.constant(self.config.step_weights(num_steps)[index * length + 1 : (index + 1) * length + 1])
 
+    def unroll_progress(self, index: int, num_steps: int | None = None) -> tf.Tensor:
+        """Each step's ``progress=`` in unroll ``index`` of a run of ``num_steps`` (default
+        ``config.num_steps``): ``layout.run_progress`` of its step index (read by a rule with
+        ``progress_input`` only)."""
+        length = self.config.unroll_length
+        steps = tf.range(index * length, (index + 1) * length)
+        return run_progress(steps, num_steps or self.config.num_steps)
+
     def unrolls(self, seed: int) -> Iterator[UnrollResult]:
         """Meta-trains over optimizee run ``seed``, yielding each unroll's ``UnrollResult``.
 
@@ -162,7 +172,9 @@ class MetaTrainer:
         """
         carry, num_steps = self.estimator.initial_carry(seed), self.config.run_num_steps(seed)
         for index, batches in enumerate(self.run_batches(seed)):
-            step = self.train_unroll(carry, batches, self.unroll_weights(index, num_steps))
+            step = self.train_unroll(
+                carry, batches, self.unroll_weights(index, num_steps), self.unroll_progress(index, num_steps)
+            )
             carry, run = step.carry, self.estimator.run_of(step.carry)
             yield UnrollResult(step.meta_loss, step.step_losses, step.meta_gradient_norm, step.applied,
                                run.params, run.state, optimizee_state=run.optimizee_state)

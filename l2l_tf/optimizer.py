@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import Any
 
 import keras
@@ -64,7 +65,9 @@ from l2l_tf.layout import (
     has_global_cells,
     needs_layout,
     needs_params,
+    needs_progress,
     rule_step,
+    run_progress,
 )
 from l2l_tf.rule_base import compiled_function
 from l2l_tf.rule_sets import Assignment, RuleSet
@@ -92,6 +95,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         does not compile the train step (its default on CPU-only machines); ``None``
         (default): as the rule prefers (``prefers_xla``: the mlp family, 2x faster in
         ``benchmarks/optimizer_cost.py``).
+      total_steps: the training run's length in optimizer steps, for a rule meta-trained
+        knowing how far through its run it is (``progress_input``; required for such a
+        rule, refused for others): at step ``t`` the rule reads ``min(t / total_steps, 1)``,
+        as a learning-rate schedule would.
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 
@@ -104,6 +111,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         coordinate_block_size: int = 0,
         chunk_size: int | None = None,
         jit_compile_rule: bool | None = None,
+        total_steps: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -124,6 +132,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if jit_compile_rule is not None and not isinstance(jit_compile_rule, bool):
             raise ValueError(f"jit_compile_rule must be True, False or None (the rule's choice), got {jit_compile_rule!r}")
         self.jit_compile_rule = jit_compile_rule
+        self.total_steps = _check_total_steps(rule, total_steps)
         self._compiled_steps: dict[int, Any] = {}  # XLA-compiled rule steps, by id(rule)
         self.rule = rule
         self.state_size = max(int(member.state_size) for member in rule_sets.members(rule))  # the widest rule's
@@ -176,7 +185,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         ]
 
     def _rule_step(
-        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None
+        self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None, params: tf.Tensor | None,
+        progress: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """``rule`` on flat float32 gradients (in blocks of ``coordinate_block_size``; rules
         that need the ``layout`` or ``params`` run in one call), with the non-finite policy applied."""
@@ -189,29 +199,31 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         sizes = sharding.block_sizes(int(gradients.shape[0]), self.coordinate_block_size)
         if len(sizes) == 1:
             if self.jit_compile_rule or (self.jit_compile_rule is None and getattr(rule, "prefers_xla", False)):
-                return self._compiled_step(rule)(gradients, state, params, layout and layout.sizes)
-            return self._rule_step_block(rule, gradients, state, layout, params)
+                return self._compiled_step(rule)(gradients, state, params, layout and layout.sizes, progress)
+            return self._rule_step_block(rule, gradients, state, layout, params, progress=progress)
         # Global averaging cells average over every coordinate: taken before the blocks.
         context = rule.global_context([rule.split_state(state)]) if has_global_cells(rule) else None
-        block_step = functools.partial(self._rule_step_block, rule, context=context)
+        block_step = functools.partial(self._rule_step_block, rule, context=context, progress=progress)
         return sharding.step_in_blocks(block_step, gradients, state, sizes)
 
     def _compiled_step(self, rule: Rule) -> Any:
         """``_rule_step_block`` of ``rule`` as an XLA-compiled function of
-        ``(gradients, state, params, static layout sizes)``."""
+        ``(gradients, state, params, static layout sizes, progress)``."""
         if id(rule) not in self._compiled_steps:
-            def step(gradients: tf.Tensor, state: tf.Tensor, params: Any, sizes: Any) -> tuple[tf.Tensor, tf.Tensor]:
-                return self._rule_step_block(rule, gradients, state, sizes and TensorLayout(sizes), params)
+            def step(gradients: tf.Tensor, state: tf.Tensor, params: Any, sizes: Any,
+                     progress: Any) -> tuple[tf.Tensor, tf.Tensor]:
+                return self._rule_step_block(rule, gradients, state, sizes and TensorLayout(sizes), params,
+                                             progress=progress)
 
             self._compiled_steps[id(rule)] = compiled_function(step, True)
         return self._compiled_steps[id(rule)]
 
     def _rule_step_block(
         self, rule: Rule, gradients: tf.Tensor, state: tf.Tensor, layout: TensorLayout | None = None,
-        params: tf.Tensor | None = None, context: tf.Tensor | None = None,
+        params: tf.Tensor | None = None, context: tf.Tensor | None = None, progress: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         finite = tf.math.is_finite(gradients)
-        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params, context)
+        update, new_state = rule_step(rule, tf.where(finite, gradients, 0.0), state, layout, params, context, progress)
         if update.shape.rank != 1 or new_state.shape.rank != 2 or new_state.shape[1] != rule.state_size:
             raise ValueError(
                 f"the rule returned update {update.shape} and state {new_state.shape}; expected [N] and"
@@ -265,7 +277,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         if needs_params(rule):
             params = tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in variables], axis=0)
         layout = TensorLayout(sizes) if needs_layout(rule) else None
-        update, new_state = self._rule_step(rule, tf.concat(flat, axis=0), state, layout, params)
+        progress = run_progress(self.iterations, self.total_steps) if needs_progress(rule) else None
+        update, new_state = self._rule_step(rule, tf.concat(flat, axis=0), state, layout, params, progress)
         update = update * tf.cast(learning_rate, tf.float32)
         updates = []
         for variable, gradient, part in zip(variables, flat, tf.split(update, sizes)):
@@ -315,6 +328,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         config["state_dtype"] = self.state_dtype
         config["coordinate_block_size"] = self.coordinate_block_size
         config["jit_compile_rule"] = self.jit_compile_rule
+        if self.total_steps is not None:  # configs of other rules stay as they were
+            config["total_steps"] = self.total_steps
         config.update(optimizer_config.rule_to_config(self.rule))
         return config
 
@@ -349,6 +364,21 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             self.rule = optimizer_config.with_weights(self.rule, [store[k] for k in rule_keys], source)
             self._rule_weights_pending = False
         super().load_own_variables({k: store[k] for k in keys if not k.startswith(RULE_WEIGHT_KEY)})
+
+
+def _check_total_steps(rule: Rule | RuleSet, total_steps: int | None) -> int | None:
+    """``total_steps``, checked against what ``rule`` reads (``LearnedOptimizer``'s argument)."""
+    if total_steps is None:
+        if rule_sets.reads_progress(rule):
+            raise ValueError("this rule was meta-trained knowing how far through its run it is: pass"
+                             " total_steps=<the run's optimizer steps> (epochs x steps per epoch)")
+        return None
+    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
+        raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+    if not rule_sets.reads_progress(rule):
+        raise ValueError("total_steps is only for rules that read their run's progress (progress_input);"
+                         " this rule does not: leave it out")
+    return int(total_steps)
 
 
 def _supported_strategy() -> tf.distribute.Strategy:

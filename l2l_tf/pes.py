@@ -86,12 +86,12 @@ class PersistentES:
     def run_of(self, carry: PESCarry) -> RunCarry:
         return carry.run
 
-    def _unroll(self, rule: CellRule, carry: RunCarry, batches: Batch,
-                step_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, RunCarry]:
+    def _unroll(self, rule: CellRule, carry: RunCarry, batches: Batch, step_weights: tf.Tensor,
+                progress: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, RunCarry]:
         config = self.config
         meta_loss, step_losses, params, state, optimizee_state = unroll_with_state(
             rule, self.problem, carry.params, carry.state, batches, config.unroll_length, False, step_weights,
-            config.objective, 0, carry.optimizee_state,
+            config.objective, 0, carry.optimizee_state, progress,
         )
         return meta_loss, step_losses, RunCarry(params, state, optimizee_state)
 
@@ -102,8 +102,9 @@ class PersistentES:
             for index, v in enumerate(self.variables)
         ]
 
-    def estimate(self, carry: PESCarry, batches: Batch, step_weights: tf.Tensor) -> Estimate:
-        meta_loss, step_losses, run = self._unroll(self.unroll_rule, carry.run, batches, step_weights)
+    def estimate(self, carry: PESCarry, batches: Batch, step_weights: tf.Tensor,
+                 progress: tf.Tensor | None = None) -> Estimate:
+        meta_loss, step_losses, run = self._unroll(self.unroll_rule, carry.run, batches, step_weights, progress)
         theta = [tf.identity(v) for v in self.variables]
         gradients = [tf.zeros_like(t) for t in theta]
         particles, xi = [], []
@@ -115,7 +116,7 @@ class PersistentES:
                 for scratch, t, e in zip(self.scratch.trainable_variables, theta, eps):
                     scratch.assign(t + sign * e)
                 start = RunCarry(*[c[index] for c in carry.particles])
-                loss, _, end = self._unroll(self.scratch_unroll, start, batches, step_weights)
+                loss, _, end = self._unroll(self.scratch_unroll, start, batches, step_weights, progress)
                 losses.append(loss)
                 particles.append(end)
             difference = (losses[0] - losses[1]) / (2.0 * self.pairs * self.std**2)

@@ -43,6 +43,7 @@ from l2l_tf.layout import (
     check_blockable,
     needs_layout,
     needs_params,
+    needs_progress,
     rule_step,
     rule_step_cells,
 )
@@ -231,6 +232,12 @@ def members(rule: Rule | RuleSet) -> list[Rule]:
     return list(rule.rules.values()) if isinstance(rule, RuleSet) else [rule]
 
 
+def reads_progress(rule: Rule | RuleSet) -> bool:
+    """Whether ``rule`` (one of a set's rules) reads its run's progress: its users must say how
+    long the run is (``LearnedOptimizer(total_steps=...)``)."""
+    return any(needs_progress(member) for member in members(rule))
+
+
 def as_cell_rule(rule: Rule | RuleSet, paths: Sequence[str], shapes: Sequence[Sequence[int]],
                  num_shards: int = 1) -> CellRule:
     """What steps the coordinates of these variables: a ``Rule`` itself (as parallel blocks
@@ -255,7 +262,7 @@ class BoundRuleSet(tf.Module):
     coordinates, then the next rule's ...; opaque to callers, who only pass it back), and
     ``state_size`` the widest rule's (a narrower rule uses the first columns of its rows).
     A rule that needs the layout (``layout.needs_layout``) gets that of its own tensors; the
-    set needs ``params=`` if one of its rules does.
+    set needs ``params=`` (``progress=``) if one of its rules does.
     """
 
     needs_layout = False  # it knows its parameters' layout and gives each rule its part
@@ -266,6 +273,7 @@ class BoundRuleSet(tf.Module):
             check_blockable(rule, f"coordinate blocks ({num_shards})", num_shards > 1)
         self.rule_set, self.sizes = rule_set, [int(s) for s in sizes]
         self.needs_params = any(needs_params(rule) for rule in rule_set.rules.values())
+        self.needs_progress = any(needs_progress(rule) for rule in rule_set.rules.values())
         groups = {name: [i for i, a in enumerate(assigned) if a == name] for name in rule_set.names}
         self.groups = {name: members for name, members in groups.items() if members}
         self.group_sizes = [sum(self.sizes[i] for i in members) for members in self.groups.values()]
@@ -314,10 +322,11 @@ class BoundRuleSet(tf.Module):
         padded = [tf.pad(b, [[0, 0], [0, self.state_size - rule.state_size]]) for b, rule in zip(blocks, self.steppers)]
         return tf.concat(padded, 0)
 
-    def step(self, gradients: tf.Tensor, state: tf.Tensor, params: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(self, gradients: tf.Tensor, state: tf.Tensor, params: tf.Tensor | None = None,
+             progress: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """One step of every rule on its coordinates: ``([N] update, [N, state_size] state)``."""
         inputs = zip(self.steppers, self.group(gradients), self._state_blocks(state), self.layouts, self._params(params))
-        results = [rule_step(rule, g, s, layout, p) for rule, g, s, layout, p in inputs]
+        results = [rule_step(rule, g, s, layout, p, progress=progress) for rule, g, s, layout, p in inputs]
         return self.ungroup([u for u, _ in results]), self._join_blocks([s for _, s in results])
 
     def split_state(self, state: tf.Tensor) -> list[tf.Tensor]:
@@ -335,13 +344,14 @@ class BoundRuleSet(tf.Module):
         return self._join_blocks([rule.join_state(c) for rule, c in zip(self.steppers, per_rule)])
 
     def step_cells(
-        self, gradients: tf.Tensor, cells: list[tf.Tensor], params: tf.Tensor | None = None
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], params: tf.Tensor | None = None,
+        progress: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``step`` on the cells of ``split_state``."""
         updates, new_cells = [], []
         inputs = zip(self.steppers, self.group(gradients), self._cells_per_rule(cells), self.layouts, self._params(params))
         for rule, g, c, layout, p in inputs:
-            update, c = rule_step_cells(rule, g, c, layout, p)
+            update, c = rule_step_cells(rule, g, c, layout, p, progress)
             updates.append(update)
             new_cells += c
         return self.ungroup(updates), new_cells

@@ -69,6 +69,7 @@ class RuleConfig(JsonConfig):
     output_scale: float = 0.1
     momentum_decays: tuple[float, ...] = ()
     gac_cells: int = 0  # global averaging cells per layer (the paper's LSTM+GAC); 0: none
+    progress_input: bool = False  # one more input: how far through its run the optimizee is
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "gac_cells"):
@@ -81,6 +82,8 @@ class RuleConfig(JsonConfig):
             raise RuleConfigError(f"hidden_size must be in [1, {MAX_HIDDEN_SIZE}], got {self.hidden_size}")
         if not 0 <= self.gac_cells < self.hidden_size:
             raise RuleConfigError(f"gac_cells must be in [0, hidden_size={self.hidden_size}), got {self.gac_cells}")
+        if not isinstance(self.progress_input, bool):
+            raise RuleConfigError(f"progress_input must be true or false, got {self.progress_input!r}")
         if not isinstance(self.preprocessing, str):
             raise RuleConfigError(f"preprocessing must be a string, got {self.preprocessing!r}")
         preprocess.check_kind(self.preprocessing)
@@ -107,8 +110,9 @@ class RuleConfig(JsonConfig):
 
     @property
     def num_inputs(self) -> int:
-        """Input features per coordinate: the preprocessed gradient and averages."""
-        return preprocess.num_features(self.preprocessing) * (1 + len(self.momentum_decays))
+        """Input features per coordinate: the preprocessed gradient and averages (and the
+        run's progress, with ``progress_input``)."""
+        return preprocess.num_features(self.preprocessing) * (1 + len(self.momentum_decays)) + int(self.progress_input)
 
     def weight_shapes(self) -> list[tuple[int, ...]]:
         """Shapes of the rule's weights in ``CoordinatewiseLSTM.weights()`` order: each
@@ -131,8 +135,9 @@ class RuleConfig(JsonConfig):
 
     def to_dict(self) -> dict[str, Any]:
         values = super().to_dict()
-        if not self.gac_cells:  # files of rules without GAC stay as they were (older l2l_tf reads them)
-            del values["gac_cells"]
+        for name in ("gac_cells", "progress_input"):  # files of rules without them stay as they were
+            if not values[name]:
+                del values[name]
         return values
 
 
@@ -157,6 +162,9 @@ class Rule(Protocol):
     define neither (both default to false); callers go through ``layout.rule_step`` /
     ``layout.rule_step_cells``, which pass exactly what a rule declares. A rule that needs
     the layout cannot be run on arbitrary blocks of coordinates (``layout.check_blockable``).
+    A rule whose ``needs_progress`` is true (``RuleConfig.progress_input``) also takes
+    ``progress=``: a float32 scalar, how far through its run the optimizee is (``t / T``,
+    clipped to [0, 1]; ``layout.run_progress``).
     """
 
     config: RuleConfig
@@ -226,6 +234,11 @@ class CoordinatewiseLSTM(RuleModule):
             self.output_bias = tf.Variable(tf.zeros([1]), name="output/bias")
 
     @property
+    def needs_progress(self) -> bool:
+        """Whether ``step`` takes ``progress=`` (``RuleConfig.progress_input``)."""
+        return self.config.progress_input
+
+    @property
     def has_global_cells(self) -> bool:
         """Whether some cells are global averaging cells (``RuleConfig.gac_cells``)."""
         return self.config.gac_cells > 0
@@ -251,7 +264,8 @@ class CoordinatewiseLSTM(RuleModule):
         return tf.concat(cells, axis=1)
 
     def step(
-        self, gradients: tf.Tensor, state: tf.Tensor, context: tf.Tensor | None = None
+        self, gradients: tf.Tensor, state: tf.Tensor, context: tf.Tensor | None = None,
+        progress: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """One update for a flat batch of coordinates.
 
@@ -260,15 +274,17 @@ class CoordinatewiseLSTM(RuleModule):
           state: ``[N, state_size]`` float32 recurrent state.
           context: with global averaging cells, ``global_context`` over *all* coordinates when
             these ``N`` are one block of them; default: computed from ``state``.
+          progress: with ``progress_input``, the run's progress ``t / T`` (scalar, in [0, 1]).
 
         Returns:
           ``(update, new_state)``: the additive ``[N]`` update and the ``[N, state_size]`` state.
         """
-        update, cells = self.step_cells(gradients, self.split_state(state), context)
+        update, cells = self.step_cells(gradients, self.split_state(state), context, progress)
         return update, self.join_state(cells)
 
     def step_cells(
-        self, gradients: tf.Tensor, cells: list[tf.Tensor], context: tf.Tensor | None = None
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], context: tf.Tensor | None = None,
+        progress: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``step`` on the state split into cells (see ``split_state``).
 
@@ -276,7 +292,7 @@ class CoordinatewiseLSTM(RuleModule):
         tensor: slicing and re-concatenating the state every step costs more than the
         LSTM itself in the backward pass.
         """
-        x, momenta = self._features(gradients, cells)
+        x, momenta = self._features(gradients, cells, progress)
         k = self.config.gac_cells
         if k and context is None:
             context = self.global_context([cells])
@@ -296,18 +312,24 @@ class CoordinatewiseLSTM(RuleModule):
         return update * self.config.output_scale, new_cells + momenta
 
     def _features(
-        self, gradients: tf.Tensor, cells: list[tf.Tensor]
+        self, gradients: tf.Tensor, cells: list[tf.Tensor], progress: tf.Tensor | None = None
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """The LSTM's ``[N, num_inputs]`` input, and the new gradient averages (if any)."""
         config = self.config
-        x = preprocess.preprocess(gradients, config.preprocessing, config.preprocessing_p)
-        if not config.momentum_decays:
-            return x, []
-        decays = tf.constant(config.momentum_decays, tf.float32)
-        momenta = decays * cells[-1] + (1.0 - decays) * gradients[:, None]
-        averaged = preprocess.preprocess(momenta, config.preprocessing, config.preprocessing_p)
-        width = preprocess.num_features(config.preprocessing) * len(config.momentum_decays)
-        return tf.concat([x, tf.reshape(averaged, [-1, width])], axis=1), [momenta]
+        features = [preprocess.preprocess(gradients, config.preprocessing, config.preprocessing_p)]
+        momenta = []
+        if config.momentum_decays:
+            decays = tf.constant(config.momentum_decays, tf.float32)
+            momenta = [decays * cells[-1] + (1.0 - decays) * gradients[:, None]]
+            averaged = preprocess.preprocess(momenta[0], config.preprocessing, config.preprocessing_p)
+            width = preprocess.num_features(config.preprocessing) * len(config.momentum_decays)
+            features.append(tf.reshape(averaged, [-1, width]))
+        if config.progress_input:
+            if progress is None:
+                raise ValueError("this rule reads the run's progress and needs progress= (t / T, a scalar)")
+            progress = tf.clip_by_value(tf.cast(progress, tf.float32), 0.0, 1.0)
+            features.append(tf.fill(tf.stack([tf.shape(gradients)[0], 1]), progress))
+        return (features[0] if len(features) == 1 else tf.concat(features, axis=1)), momenta
 
     def weights(self) -> list[tf.Variable]:
         """The weight variables in ``RuleConfig.weight_shapes`` order."""
@@ -318,22 +340,36 @@ class CoordinatewiseLSTM(RuleModule):
 def warm_start(rule: CoordinatewiseLSTM, source: CoordinatewiseLSTM) -> None:
     """Initialises ``rule`` with ``source``'s weights.
 
-    Same architecture: a plain copy. ``rule`` = ``source`` plus ``momentum_decays`` (and
-    ``source`` has none): the first layer's kernel gets zero rows for the new
-    gradient-average inputs, so ``rule`` computes exactly what ``source`` does until
+    Same architecture: a plain copy. ``rule`` = ``source`` plus inputs ``source`` lacks (its
+    ``momentum_decays`` where ``source`` has none, ``progress_input``): the first layer's kernel
+    gets zero rows for the new inputs, so ``rule`` computes exactly what ``source`` does until
     meta-training gives those inputs weight.
     """
-    adds_momentum = not source.config.momentum_decays and (
-        dataclasses.replace(rule.config, momentum_decays=()) == source.config
+    def core(config: RuleConfig) -> RuleConfig:
+        return dataclasses.replace(config, momentum_decays=(), progress_input=False)
+
+    mine, theirs = rule.config, source.config
+    compatible = (
+        core(mine) == core(theirs)
+        and theirs.momentum_decays in ((), mine.momentum_decays)
+        and (mine.progress_input or not theirs.progress_input)
     )
-    if rule.config != source.config and not adds_momentum:
+    if not compatible:
         raise ValueError(
-            f"cannot initialise a rule {rule.config} from a rule {source.config}: architectures"
-            " must match (or differ only by added momentum_decays)"
+            f"cannot initialise a rule {mine} from a rule {source.config}: architectures"
+            " must match (or differ only by added momentum_decays or progress_input)"
         )
+    features = preprocess.num_features(theirs.preprocessing)
+
+    def input_rows(config: RuleConfig) -> list[int]:  # row counts: gradient, averages, progress
+        return [features, features * len(config.momentum_decays), int(config.progress_input)]
+
     for target, value in zip(rule.trainable_variables, source.trainable_variables):
         if target.shape != value.shape:  # the first layer's kernel, with new input rows
-            features = preprocess.num_features(source.config.preprocessing)
-            added = target.shape[0] - value.shape[0]
-            value = tf.concat([value[:features], tf.zeros([added, value.shape[1]]), value[features:]], axis=0)
+            parts = tf.split(value, [*input_rows(theirs), -1], axis=0)
+            grown = [
+                part if part.shape[0] == rows else tf.zeros([rows, value.shape[1]])
+                for part, rows in zip(parts[:3], input_rows(mine))
+            ]
+            value = tf.concat([*grown, parts[3]], axis=0)
         target.assign(value)

@@ -58,6 +58,7 @@ class Computation:
     validation_problem: str | None = None  # None: validate on the training problems
     rule_set: str = "single"  # l2l_tf.rule_sets.RULE_SETS
     gac_cells: int = 0  # RuleConfig.gac_cells (the paper's LSTM+GAC)
+    progress_input: bool = False  # RuleConfig.progress_input (the run's progress as an input)
     rule: str = "lstm"  # the rule family (l2l_tf.rule_families); the mlp_* fields are its architecture
     mlp_hidden_size: int = 8
     mlp_num_hidden_layers: int = 1

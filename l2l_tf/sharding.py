@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from l2l_tf.layout import global_context
+from l2l_tf.layout import global_context, needs_progress
 from l2l_tf.rules import CellRule, RuleConfig
 
 
@@ -78,15 +78,20 @@ class CoordinateShards(tf.Module):
         return self.rule.config
 
     @property
+    def needs_progress(self) -> bool:
+        return needs_progress(self.rule)
+
+    @property
     def state_size(self) -> int:
         return self.rule.state_size
 
     def init_state(self, num_coordinates: int | tf.Tensor) -> tf.Tensor:
         return self.rule.init_state(num_coordinates)
 
-    def step(self, gradients: tf.Tensor, state: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(self, gradients: tf.Tensor, state: tf.Tensor,
+             progress: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """``rule.step`` computed as K independent blocks (the same values)."""
-        update, cells = self.step_cells(gradients, self.split_state(state))
+        update, cells = self.step_cells(gradients, self.split_state(state), progress)
         return update, self.join_state(cells)
 
     def weights(self) -> list[tf.Variable]:
@@ -110,14 +115,17 @@ class CoordinateShards(tf.Module):
         """Inverse of ``split_state``."""
         return tf.concat([self.rule.join_state(block) for block in self._cells_per_shard(cells)], axis=0)
 
-    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def step_cells(self, gradients: tf.Tensor, cells: list[tf.Tensor],
+                   progress: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``rule.step_cells`` on each block: ``([N] update, every block's new cells)``. A rule
         with global cells gets their mean over all blocks (``rules.global_context``), taken
         before the blocks are stepped."""
         updates, new_cells = [], []
         blocks = self._cells_per_shard(cells)
         context = global_context(self.rule, blocks)
-        extra = {} if context is None else {"context": context}
+        extra: dict = {} if context is None else {"context": context}
+        if needs_progress(self.rule):
+            extra["progress"] = progress
         for block_gradients, block_cells in zip(tf.split(gradients, self.sizes), blocks):
             update, block_cells = self.rule.step_cells(block_gradients, block_cells, **extra)
             updates.append(update)

@@ -159,6 +159,7 @@ class ChunkedRuleRunner(RuleRunner):
     def run(self, seed: int, chunks: int) -> np.ndarray:
         """The ``[chunks * chunk + 1]`` loss curve of run ``seed``."""
         self.rule_state.assign(self.rule.init_state(self.problem.num_coordinates))
+        self.steps_taken.assign(0)  # a progress-reading rule's run counts on over the chunks
         params = self.problem.flatten(self.problem.initial_params(seed))
         optimizee_state = self.problem.initial_state(seed)
         stream = iter(self.problem.batches(seed).batch(self.chunk))

@@ -62,6 +62,7 @@ def _run_steps(
     second_derivatives: bool,
     step_weights: tf.Tensor,
     objective: Callable[[tf.Tensor], tf.Tensor],
+    progress: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor, tf.Tensor]:
     """Optimizee steps ``steps`` of an unroll:
     ``(params, optimizee state, cells, meta-loss terms, step losses)``.
@@ -81,7 +82,8 @@ def _run_steps(
             meta_loss += step_weights[t - 1] * objective(mean_loss)
         if not second_derivatives:
             gradients = tf.stop_gradient(gradients)
-        update, cells = rule_step_cells(rule, gradients, cells, layout, params)
+        update, cells = rule_step_cells(rule, gradients, cells, layout, params,
+                                        None if progress is None else progress[t])
         params = params + update
     return params, optimizee_state, cells, meta_loss, tf.stack(step_losses)
 
@@ -98,6 +100,7 @@ def unroll_with_state(
     objective: Callable[[tf.Tensor], tf.Tensor] | None = None,
     recompute_segment: int = 0,
     optimizee_state: tf.Tensor | None = None,
+    progress: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Runs ``unroll_length`` optimizee steps under ``rule`` (differentiably).
 
@@ -107,6 +110,8 @@ def unroll_with_state(
     from, on its batch; ``meta_loss`` is ``sum_{t=1..T} w_t g(mean f(theta_t))``
     (``step_weights`` ``[T]``, default all 1; ``objective`` g, default the identity), where
     ``f(theta_T)`` is evaluated on the last step's batch so every update gets meta-gradient.
+    ``progress`` (``[T]``): each step's ``progress=`` for a rule that reads it
+    (``layout.run_progress`` of the step's index in its run).
 
     ``recompute_segment=K > 0`` (must divide ``unroll_length``) runs the unroll as
     segments of K steps wrapped in ``tf.recompute_grad``: a tape keeps only each segment's
@@ -132,7 +137,7 @@ def unroll_with_state(
         ) -> list[tf.Tensor]:
             params, optimizee_state, cells, terms, losses = _run_steps(
                 rule, problem, params, optimizee_state, list(cells), batches, steps,
-                second_derivatives, step_weights, objective,
+                second_derivatives, step_weights, objective, progress,
             )
             return [params, optimizee_state, *cells, terms, losses]
 

@@ -14,7 +14,8 @@ from l2l_tf.rules import CoordinatewiseLSTM, RuleConfig
 # Every rule of an exported folder, two steps by plain TensorFlow: single-rule files (format 1)
 # through serving_default, multi-rule ones (format 2) through each rule's step_NAME signature.
 # Rules that declare more inputs (the mlp family: tensor_sizes, params) get the coordinates as
-# three tensors (tensor_sizes), with parameter values 3 * reverse(g) (_two_rule_steps does the same in Python).
+# three tensors (tensor_sizes), with parameter values 3 * reverse(g); rules that read their run's
+# progress get 0.25 (_two_rule_steps does the same in Python).
 FRESH_PROCESS_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -26,10 +27,11 @@ signatures = {name: ("init_state_" + name, "step_" + name) for name in meta.get(
     "": ("init_state", "serving_default")}
 updates, sizes = {}, {}
 cut = [len(g) // 10, len(g) // 2, len(g) - len(g) // 10 - len(g) // 2]  # tensor_sizes(len(g))
-extra = {"tensor_sizes": tf.constant(cut, tf.int32), "params": tf.reverse(g, [0]) * 3.0}
+extra = {"tensor_sizes": tf.constant(cut, tf.int32), "params": tf.reverse(g, [0]) * 3.0, "progress": tf.constant(0.25)}
 for name, (init, step) in signatures.items():
     state = loaded.signatures[init](num_coordinates=tf.constant(len(g), tf.int32))["state"]
-    inputs = {k: v for k, v in extra.items() if k in meta.get("inputs", [])}
+    declared = meta["rules"][name]["inputs"] if name else meta.get("inputs", [])
+    inputs = {k: v for k, v in extra.items() if k in declared}
     for _ in range(2):
         out = loaded.signatures[step](gradients=g, state=state, **inputs)
         state = out["state"]
@@ -61,11 +63,13 @@ def tensor_sizes(n):
 
 
 def _two_rule_steps(rule, g):
-    """Two steps of ``rule`` in Python, given the layout and parameters of the fresh-process script."""
+    """Two steps of ``rule`` in Python, given the layout, parameters and progress of the
+    fresh-process script."""
     g = tf.constant(g)
     state, params = rule.init_state(len(g)), tf.reverse(g, [0]) * 3.0
     for _ in range(2):
-        update, state = layout.rule_step(rule, g, state, layout.TensorLayout(tensor_sizes(len(g))), params)
+        update, state = layout.rule_step(rule, g, state, layout.TensorLayout(tensor_sizes(len(g))), params,
+                                         progress=tf.constant(0.25))
     return update
 
 
@@ -114,6 +118,27 @@ def test_shipped_rules_load_as_data_and_match_their_signature_in_a_fresh_process
     for rule_name, rule in rules.items():
         assert info["state_sizes"][rule_name] == rule.state_size
         np.testing.assert_allclose(fresh[rule_name], _two_rule_steps(rule, g).numpy(), atol=1e-6)
+
+
+def test_a_progress_reading_rule_set_takes_progress_in_its_signatures_and_matches_in_a_fresh_process(tmp_path):
+    from l2l_tf.rule_sets import RuleSet
+
+    config = RuleConfig(hidden_size=6, momentum_decays=(0.9,), progress_input=True)
+    rules = {name: CoordinatewiseLSTM(config, seed=seed) for name, seed in (("conv", 1), ("fc", 2))}
+    for rule in rules.values():  # weight on the progress input, as after meta-training
+        kernel = rule.kernels[0].numpy()
+        kernel[config.num_inputs - 1] = 2.0
+        rule.kernels[0].assign(kernel)
+    path = str(tmp_path / "set")
+    export.export_rule(RuleSet(rules, "conv_fc"), path)
+    assert export.read_metadata(path)["rules"]["fc"]["inputs"] == ["gradients", "state", "progress"]
+    g = np.random.default_rng(2).normal(size=300).astype(np.float32)
+    info, fresh = _signature_in_fresh_process(path, g, tmp_path)
+    assert info["modules"] == [] and sorted(fresh) == ["conv", "fc"]
+    for name, rule in export.load(path).rules.items():
+        expected = _two_rule_steps(rules[name], g).numpy()
+        np.testing.assert_allclose(fresh[name], expected, atol=1e-6)
+        np.testing.assert_allclose(_two_rule_steps(rule, g).numpy(), expected, atol=1e-6)
 
 
 def test_metadata_contract(exported):

@@ -40,7 +40,7 @@ def test_pes_estimate_correlates_with_the_true_gradient_of_the_whole_run():
     def run_estimate(noise_seed):
         carry, total = estimator.initial_carry(seed, noise_seed=noise_seed), 0.0
         for index, batch in enumerate(batches):
-            result = estimate(carry, batch, weights[index])
+            result = estimate(carry, batch, weights[index], trainer.unroll_progress(index))
             carry, total = result.carry, total + _flat(result.gradients)
         assert np.isfinite(float(result.meta_loss))
         return total

@@ -30,7 +30,7 @@ import time
 import numpy as np
 from absl import flags
 
-from l2l_tf import baselines, seeds
+from l2l_tf import baselines, rule_sets, seeds
 from l2l_tf.cli import common
 from l2l_tf.evaluation import (
     BaselineRunner,
@@ -58,6 +58,12 @@ flags.adopt_module_key_flags(common)
 flags.DEFINE_string("name", "lstm", "Label of the learned optimizer in tables and plots.")
 flags.DEFINE_integer("num_steps", 100, "Optimizee steps per run.", lower_bound=1)
 flags.DEFINE_integer("num_seeds", 20, "Evaluation runs (seeds 0..N-1).", lower_bound=1)
+flags.DEFINE_integer(
+    "total_steps", 0,
+    "For a rule that reads its run's progress (meta_train --progress_input): the run length it is told,"
+    " t / total_steps clipped to 1 (0: --num_steps). E.g. 200 with --num_steps=1000: a 200-step rule"
+    " run on past its end.", lower_bound=0,
+)
 flags.DEFINE_string(
     "output_dir", None,
     "Folder for results.json, curves.npz, results.md and curves.png (default: runs/evaluate/PROBLEM-TIME).",
@@ -162,6 +168,9 @@ def run(argv: list[str]) -> None:
     output_dir = FLAGS.output_dir or default_output_dir("custom" if FLAGS.problem_fn else FLAGS.problem)
     common.require_writable_dir(output_dir, "output_dir")
     rule = common.load_learned_or_exit(FLAGS.optimizer) if FLAGS.optimizer else None
+    if FLAGS.total_steps and not (rule is not None and rule_sets.reads_progress(rule)):
+        common.usage_error("--total_steps is for a rule that reads its run's progress (meta_train --progress_input);"
+                           " this --optimizer does not: leave it out")
     problem = common.build_problem()
     eval_seeds = seeds.evaluation_seeds(FLAGS.num_seeds)
     tuning = seeds.tuning_seeds(FLAGS.tuning_seeds)
@@ -176,6 +185,8 @@ def run(argv: list[str]) -> None:
         "learning_rate_grid": learning_rates,
         "command": common.command_line(),
     }
+    if FLAGS.total_steps:
+        settings["total_steps"] = FLAGS.total_steps
     if FLAGS.tuning_curves and FLAGS.baseline_results:
         common.usage_error("--tuning_curves and --baseline_results both say where the baselines come from; pass one")
     stored = stored_tuning_curves(FLAGS.tuning_curves, settings, len(tuning)) if FLAGS.tuning_curves else None
@@ -183,7 +194,8 @@ def run(argv: list[str]) -> None:
     if rule is not None and FLAGS.rule_results:
         results += reused_results(FLAGS.rule_results, settings, [FLAGS.name], "rule_results")[1]
     elif rule is not None:
-        results.append(evaluate_rule(FLAGS.name, RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile), eval_seeds))
+        runner = RuleRunner(rule, problem, FLAGS.num_steps, FLAGS.jit_compile, FLAGS.total_steps or None)
+        results.append(evaluate_rule(FLAGS.name, runner, eval_seeds))
     if FLAGS.baseline_results:
         tuning_record, baseline_results = reused_results(FLAGS.baseline_results, settings, FLAGS.baselines, "baseline_results")
         tuned_all = []

@@ -45,7 +45,7 @@ def run(argv: list[str]) -> None:
         common.usage_error(f"unexpected arguments {argv[1:]}")
     import keras
 
-    from l2l_tf import export
+    from l2l_tf import catalog, export, rule_sets
     from l2l_tf.optimizer import LearnedOptimizer
     from l2l_tf.problems.data import DataUnavailableError, load_split
     from l2l_tf.problems.mnist import mlp
@@ -56,11 +56,14 @@ def run(argv: list[str]) -> None:
     except ValueError:
         common.usage_error(f"--activation={FLAGS.activation} is not a Keras activation (e.g. sigmoid, relu, tanh)")
     try:
-        learned = LearnedOptimizer.load(FLAGS.optimizer)
+        rule = export.load(catalog.resolve(FLAGS.optimizer))
         train = load_split("train", FLAGS.data_source, FLAGS.data_dir)
         test = load_split("test", FLAGS.data_source, FLAGS.data_dir)
     except (export.RuleLoadError, DataUnavailableError, FileNotFoundError, ValueError) as error:
         common.usage_error(str(error))
+    # a rule that reads its run's progress is told the run's length, as a schedule would be
+    total_steps = FLAGS.epochs * -(-len(train.labels) // FLAGS.batch_size) if rule_sets.reads_progress(rule) else None
+    learned = LearnedOptimizer(rule, total_steps=total_steps)
     histories, accuracies = {}, {}
     for name, optimizer in (("learned", learned), ("adam", keras.optimizers.Adam(FLAGS.adam_learning_rate))):
         keras.utils.set_random_seed(FLAGS.seed)

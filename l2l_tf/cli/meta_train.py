@@ -152,6 +152,13 @@ flags.DEFINE_integer(
     " step behind; enough for e.g. gradient-norm clipping). 0: the plain coordinatewise LSTM.",
     lower_bound=0,
 )
+flags.DEFINE_boolean(
+    "progress_input", False,
+    "Extension beyond the paper: the LSTM also reads how far through its run the optimizee is (t / T,"
+    " the step over the run's length; 1 past it), so one rule can learn to end runs of different"
+    " lengths well. Users then pass LearnedOptimizer(total_steps=...). With --init_optimizer a rule"
+    " without it, the new input starts with zero weight.",
+)
 flags.DEFINE_enum(
     "rule_set", "single", list(rule_sets.RULE_SETS),
     "single: one rule for every parameter. conv_fc (the paper's conv-net optimizer): two rules of the"
@@ -301,6 +308,7 @@ def announce(rule_config: RuleConfig | MLPRuleConfig, rule: Rule | RuleSet, prob
         what = f"{FLAGS.problem} ({len(problems)} problems of {sizes[0]} to {sizes[-1]} coordinates)"
     rules = f" ({'/'.join(rule.names)} rules)" if isinstance(rule, RuleSet) else ""
     rules += f" with {rule_config.gac_cells} global averaging cells per layer" if getattr(rule_config, "gac_cells", 0) else ""
+    rules += ", reading its run's progress" if getattr(rule_config, "progress_input", False) else ""
     architecture = (f"{rule_config.num_hidden_layers}x{rule_config.hidden_size} MLP" if FLAGS.rule == "mlp"
                     else f"{rule_config.num_layers}x{rule_config.hidden_size} LSTM")
     print(
