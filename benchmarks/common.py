@@ -92,7 +92,8 @@ def first_unroll(trainer, seed: int | None = None) -> Callable[[], Any]:
     carry = trainer.estimator.initial_carry(seed)
     batches = next(trainer.run_batches(seed))
     weights = tf.ones([trainer.config.unroll_length])
-    return lambda: trainer.train_unroll(carry, batches, weights)
+    progress = trainer.unroll_progress(0)  # read only by rules with progress_input
+    return lambda: trainer.train_unroll(carry, batches, weights, progress)
 
 
 def write_json(path: str, results: Any) -> None:

@@ -48,6 +48,12 @@ class ShippedOptimizer:
     state_size: int
     bfloat16_state: bool = True
     shortest_run: int = 0  # with sampled run lengths (meta_train --min_num_steps): the shortest; else 0
+    reads_progress: bool = False  # told how far through its run it is: LearnedOptimizer needs total_steps=
+
+    def load_snippet(self) -> str:
+        """The line that makes this optimizer."""
+        told = ", total_steps=EPOCHS * STEPS_PER_EPOCH" if self.reads_progress else ""
+        return f"LearnedOptimizer.load({self.name!r}{told})"
 
     @property
     def runs(self) -> str:
@@ -103,12 +109,13 @@ def get(name: str) -> ShippedOptimizer:
     return ShippedOptimizer(
         name=name, path=path, purpose=PURPOSES[name], trained_on=_describe_problem(metadata.get("problem", {})),
         horizon=int(training.get("num_steps", 0)), state_size=_state_size(metadata),
-        bfloat16_state=not any(rule.get("type") in FLOAT32_STATE_RULE_TYPES for rule in _rules(metadata)),
+        bfloat16_state=not any(rule.get("type") in FLOAT32_STATE_RULE_TYPES for rule in rule_configs(metadata)),
         shortest_run=int(training.get("min_num_steps") or 0),
+        reads_progress=any(rule.get("progress_input") for rule in rule_configs(metadata)),
     )
 
 
-def _rules(metadata: dict) -> list[dict]:
+def rule_configs(metadata: dict) -> list[dict]:
     """The configs of the folder's rule, or of each of its rules (format 2)."""
     return list(metadata["rules"].values()) if "rules" in metadata else [metadata.get("rule", {})]
 
@@ -116,7 +123,7 @@ def _rules(metadata: dict) -> list[dict]:
 def _state_size(metadata: dict) -> int:
     """State floats per parameter: the rule's, or with several rules (format 2) the largest."""
     if "rules" in metadata:
-        return max(int(rule["state_size"]) for rule in _rules(metadata))
+        return max(int(rule["state_size"]) for rule in rule_configs(metadata))
     return int(metadata["state_size"])
 
 

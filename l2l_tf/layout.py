@@ -126,7 +126,8 @@ def needs_progress(rule: Rule) -> bool:
 
 def run_progress(step: tf.Tensor | int, total_steps: tf.Tensor | int) -> tf.Tensor:
     """``progress=`` at optimizee step ``step`` (0-based) of a run of ``total_steps``: ``step /
-    total_steps``, clipped to [0, 1] (1 from the last step on, also past the run's end)."""
+    total_steps``, clipped to [0, 1]: the last step of the run reads ``(T - 1) / T``, the steps
+    past its end read 1."""
     ratio = tf.cast(step, tf.float32) / tf.cast(tf.maximum(total_steps, 1), tf.float32)
     return tf.clip_by_value(ratio, 0.0, 1.0)
 

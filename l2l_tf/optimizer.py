@@ -98,7 +98,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       total_steps: the training run's length in optimizer steps, for a rule meta-trained
         knowing how far through its run it is (``progress_input``; required for such a
         rule, refused for others): at step ``t`` the rule reads ``min(t / total_steps, 1)``,
-        as a learning-rate schedule would.
+        as a learning-rate schedule would (``t``: Keras' ``iterations``, which steps skipped by
+        a ``LossScaleOptimizer`` for overflow do not advance).
       **kwargs: the standard Keras optimizer options (``clipnorm``, ``weight_decay``, ...).
     """
 

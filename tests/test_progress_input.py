@@ -56,13 +56,54 @@ def test_progress_is_clipped_to_the_unit_interval():
     assert not np.allclose(start.numpy(), at_the_end.numpy(), rtol=1e-2, atol=0)  # the input is read
 
 
+class _ProgressEchoCells:
+    """A cell rule whose update is its progress input (its one cell sums what it was told)."""
+
+    needs_progress = True
+    state_size = 1
+
+    def init_state(self, n):
+        return tf.zeros([n, 1])
+
+    def split_state(self, state):
+        return [state]
+
+    def join_state(self, cells):
+        return cells[0]
+
+    def step_cells(self, gradients, cells, progress):
+        return tf.fill(tf.shape(gradients), progress), [cells[0] + progress]
+
+    step = None  # not used by the unroll
+
+
 def test_meta_training_tells_each_step_its_progress_in_its_own_run_and_trains_the_progress_weights():
     config = MetaConfig(num_steps=40, unroll_length=10, min_num_steps=10)
     problem = Quadratic(dims=4, batch_size=3)
     rule = CoordinatewiseLSTM(PROGRESS, seed=0)
     trainer = MetaTrainer(rule, problem, config)
-    np.testing.assert_allclose(trainer.unroll_progress(1, 40).numpy(), np.arange(10, 20) / 40)
-    np.testing.assert_allclose(trainer.unroll_progress(1, 20).numpy(), np.arange(10, 20) / 20)
+    # Every run's steps are told t / T of the run's own sampled length T, across its truncations.
+    told, compiled = [], trainer.train_unroll
+    trainer.train_unroll = lambda *args: told.append(args[3].numpy()) or compiled(*args)
+    lengths = set()
+    for seed in (101, 102, 103, 104):
+        told.clear()
+        for _ in trainer.unrolls(seed):
+            pass
+        length = config.run_num_steps(seed)
+        lengths.add(length)
+        np.testing.assert_allclose(np.concatenate(told), np.arange(length) / length, rtol=1e-6)
+    assert len(lengths) > 1
+    trainer.train_unroll = compiled
+    # Within an unroll, step t is given progress[t].
+    echo = _ProgressEchoCells()
+    params = problem.flatten(problem.initial_params(7))
+    batches = next(iter(problem.batches(7).batch(10)))
+    progress = tf.constant(np.arange(10) / 10, tf.float32)
+    *_, moved, told_sum, _ = unroll_with_state(echo, problem, params, echo.init_state(problem.num_coordinates),
+                                               batches, 10, progress=progress)
+    np.testing.assert_allclose(told_sum.numpy(), 4.5, rtol=1e-6)
+    np.testing.assert_allclose(moved.numpy() - params.numpy(), 4.5, rtol=1e-5)
     # The unroll passes step t's progress to the rule: a different progress, a different meta-loss.
     weighted = _progress_rule()
     params = problem.flatten(problem.initial_params(7))
@@ -88,8 +129,8 @@ def test_meta_training_tells_each_step_its_progress_in_its_own_run_and_trains_th
 
 
 class _ProgressEcho:
-    """A rule whose update is its progress input: the parameters' final shift sums the progress
-    values it was told."""
+    """A rule whose update is its progress input, and whose state sums it: the parameters' final
+    shift (and the state) is the sum of the progress values it was told."""
 
     needs_progress = True
 
@@ -97,14 +138,15 @@ class _ProgressEcho:
         return tf.zeros([n, 1])
 
     def step(self, gradients, state, progress):
-        return tf.fill(tf.shape(gradients), progress), state
+        return tf.fill(tf.shape(gradients), progress), state + progress
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("total_steps, expected", [(None, 4.5), (20, 2.25), (5, 7.0)])
-def test_evaluation_tells_the_rule_t_over_the_runs_length(total_steps, expected):
+def test_evaluation_tells_the_rule_t_over_the_runs_length(total_steps, expected, jit_compile):
     problem = Quadratic(dims=2, batch_size=2)
     start = problem.flatten(problem.initial_params(3))
-    runner = RuleRunner(_ProgressEcho(), problem, num_steps=10, jit_compile=False, total_steps=total_steps)
+    runner = RuleRunner(_ProgressEcho(), problem, num_steps=10, jit_compile=jit_compile, total_steps=total_steps)
     for _ in range(2):  # each run counts from zero
         _, final = runner.run(seed=3)
         np.testing.assert_allclose(final.numpy() - start.numpy(), expected, rtol=1e-6)
@@ -112,11 +154,15 @@ def test_evaluation_tells_the_rule_t_over_the_runs_length(total_steps, expected)
 
 def test_stability_runs_count_the_steps_on_over_their_chunks():
     runner = ChunkedRuleRunner(_ProgressEcho(), Quadratic(dims=2, batch_size=2), chunk=4, jit_compile=False)
-    runner.run(seed=1, chunks=3)
-    assert int(runner.steps_taken.numpy()) == 12
+    for _ in range(2):  # each run counts from zero
+        runner.run(seed=1, chunks=3)
+        assert int(runner.steps_taken.numpy()) == 12
+        # told 0, 1/4, 2/4, 3/4, then 1 for the 8 steps past the first horizon
+        np.testing.assert_allclose(runner.rule_state.numpy(), 9.5, rtol=1e-6)
 
 
-def test_learned_optimizer_tells_the_rule_its_iteration_over_total_steps(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"jit_compile_rule": True}, {"coordinate_block_size": 2}])
+def test_learned_optimizer_tells_the_rule_its_iteration_over_total_steps(tmp_path, options):
     rule = _progress_rule()
     with pytest.raises(ValueError, match="total_steps="):
         LearnedOptimizer(rule)
@@ -124,7 +170,7 @@ def test_learned_optimizer_tells_the_rule_its_iteration_over_total_steps(tmp_pat
         LearnedOptimizer(CoordinatewiseLSTM(seed=1), total_steps=10)
     with pytest.raises(ValueError, match="positive integer"):
         LearnedOptimizer(rule, total_steps=0)
-    optimizer = LearnedOptimizer(rule, total_steps=4)
+    optimizer = LearnedOptimizer(rule, total_steps=4, **options)
     variable = keras.Variable(np.zeros(6, np.float32))
     state = rule.init_state(6)
     for step in range(6):
@@ -132,7 +178,7 @@ def test_learned_optimizer_tells_the_rule_its_iteration_over_total_steps(tmp_pat
         before = variable.numpy().copy()
         optimizer.apply_gradients([(g, variable)])
         expected, state = rule.step(g, state, progress=tf.constant(min(step / 4, 1.0)))
-        np.testing.assert_allclose(variable.numpy() - before, expected.numpy(), atol=1e-6)
+        np.testing.assert_allclose(variable.numpy() - before, expected.numpy(), rtol=1e-4, atol=1e-8)
     config = optimizer.get_config()
     assert config["total_steps"] == 4
     assert "total_steps" not in LearnedOptimizer(CoordinatewiseLSTM(seed=1)).get_config()

@@ -38,7 +38,7 @@ for path in args.candidates:
     runs = seeds.validation_seeds(args.first_run + args.runs)[args.first_run:]
     runner = RuleRunner(rule, problem, 200, jit_compile=args.problem == "mnist")
     curves = np.stack([runner.run(seed)[0] for seed in runs])
-    if rule_sets.reads_progress(rule):  # step 100 as the end of a 100-step run
+    if rule_sets.reads_progress(rule):  # step 100 as the end of a 100-step run (the 200-step runs' first 101 values replaced)
         short = RuleRunner(rule, problem, 100, jit_compile=args.problem == "mnist")
         curves[:, : 101] = np.stack([short.run(seed)[0] for seed in runs])
     at_100, at_200 = float(np.mean(curves[:, 100])), float(np.mean(curves[:, 200]))

@@ -105,7 +105,13 @@ def reused_results(path: str, settings: dict, names: list[str], flag: str) -> tu
     except ValueError as error:
         common.usage_error(f"--{flag}={path}: {error}")
     keys = ("problem", "num_steps", "evaluation_seeds", "tuning_seeds", "learning_rate_grid")
-    check_same_settings(path, flag, payload.get("settings", {}), settings, keys)
+    stored = payload.get("settings", {})
+    check_same_settings(path, flag, stored, settings, keys)
+    told = {"stored": stored.get("total_steps") or stored.get("num_steps"),
+            "now": settings.get("total_steps") or settings["num_steps"]}
+    if flag == "rule_results" and told["stored"] != told["now"]:  # what a progress-reading rule was told
+        common.usage_error(f"--{flag}={path} was run with another total_steps ({told['stored']}); rerun it or pass"
+                           " the same --total_steps")
     tuning = payload.get("tuning", {})
     missing = [name for name in names if name not in results or (name in baselines.BASELINES and name not in tuning)]
     if missing:

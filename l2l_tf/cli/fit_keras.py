@@ -63,7 +63,10 @@ def run(argv: list[str]) -> None:
         common.usage_error(str(error))
     # a rule that reads its run's progress is told the run's length, as a schedule would be
     total_steps = FLAGS.epochs * -(-len(train.labels) // FLAGS.batch_size) if rule_sets.reads_progress(rule) else None
-    learned = LearnedOptimizer(rule, total_steps=total_steps)
+    try:
+        learned = LearnedOptimizer(rule, total_steps=total_steps)
+    except ValueError as error:
+        common.usage_error(str(error))
     histories, accuracies = {}, {}
     for name, optimizer in (("learned", learned), ("adam", keras.optimizers.Adam(FLAGS.adam_learning_rate))):
         keras.utils.set_random_seed(FLAGS.seed)

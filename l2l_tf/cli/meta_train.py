@@ -201,6 +201,8 @@ def run_config(problem_description: dict) -> RunConfig:
 def rule_config_from_flags() -> RuleConfig | MLPRuleConfig:
     """The rule architecture the flags give; a usage error naming the flag otherwise."""
     if FLAGS.rule == "mlp":
+        if FLAGS.progress_input:
+            common.usage_error("--progress_input is an input of the LSTM rule; leave it out with --rule=mlp")
         names = [field.name for field in dataclasses.fields(MLPRuleConfig) if f"mlp_{field.name}" in FLAGS]
         try:
             return MLPRuleConfig(**{name: FLAGS[f"mlp_{name}"].value for name in names})

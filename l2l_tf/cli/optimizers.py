@@ -8,7 +8,7 @@ def main() -> None:
 
     for entry in catalog.list_optimizers():
         print(entry.describe())
-        print(f"    LearnedOptimizer.load({entry.name!r})  # {entry.path}")
+        print(f"    {entry.load_snippet()}  # {entry.path}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import shutil
 
 from absl import flags
 
-from l2l_tf import export, rule_families
+from l2l_tf import catalog, export, rule_families
 from l2l_tf.cli import common
 from l2l_tf.json_files import JsonFileError, read_json
 
@@ -57,8 +57,17 @@ def _describe_rule(rule: dict) -> str:
         return f"a {rule['type']} rule"
     momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
     gac = f", {rule['gac_cells']} global averaging cells per layer" if rule.get("gac_cells") else ""
+    progress = ", reading its run's progress t / T" if rule.get("progress_input") else ""
     return (f"a {rule['num_layers']}x{rule['hidden_size']} coordinatewise LSTM rule ({rule['preprocessing']}"
-            f" preprocessing p={rule['preprocessing_p']:g}, output scale {rule['output_scale']:g}{momentum}{gac})")
+            f" preprocessing p={rule['preprocessing_p']:g}, output scale {rule['output_scale']:g}{momentum}{gac}"
+            f"{progress})")
+
+
+def progress_argument(metadata: dict) -> str:
+    """``LearnedOptimizer.load``'s ``total_steps=`` argument in the report's snippet, for a rule
+    that reads its run's progress; empty otherwise."""
+    reads_progress = any(rule.get("progress_input") for rule in catalog.rule_configs(metadata))
+    return ", total_steps=EPOCHS * STEPS_PER_EPOCH" if reads_progress else ""
 
 
 def describe_rules(metadata: dict) -> str:
@@ -85,7 +94,7 @@ def run(argv: list[str]) -> None:
         f" meta-trained on `{metadata['problem'].get('name')}` by `{training.get('command', '?')}`;"
         f" best validation loss {training.get('validation_loss', float('nan')):.4g} at epoch {training.get('epoch')}.\n"),
         ("```python\nfrom l2l_tf import LearnedOptimizer\n"
-        f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer}\")\n```\n"),
+        f"optimizer = LearnedOptimizer.load(\"{FLAGS.optimizer}\"{progress_argument(metadata)})\n```\n"),
     ]
     if FLAGS.notes:
         try:

@@ -18,7 +18,7 @@ import time
 import keras
 from absl import flags
 
-from l2l_tf import baselines, catalog, export, stylize
+from l2l_tf import baselines, catalog, export, rule_sets, stylize
 from l2l_tf.cli import common
 from l2l_tf.optimizer import LearnedOptimizer
 from l2l_tf.problems import images, neural_art, vgg
@@ -79,9 +79,11 @@ def make_optimizer(name: str) -> keras.optimizers.Optimizer:
             " nor a shipped learned optimizer's name or folder (e.g. neural_art_lstm; l2l-optimizers lists them)"
         )
     try:
-        return LearnedOptimizer.load(
-            folder,
+        rule = export.load(folder)
+        return LearnedOptimizer(
+            rule,
             learning_rate=1.0 if FLAGS.learning_rate is None else FLAGS.learning_rate,
+            total_steps=FLAGS.num_steps if rule_sets.reads_progress(rule) else None,  # a rule told its run's length
         )
     except (export.RuleLoadError, FileNotFoundError, ValueError) as error:
         common.usage_error(f"--optimizer={name}: {error}")
