@@ -16,7 +16,7 @@ paste what changed.
   (``python -m benchmarks.optimizer_cost``); the general rule on the held-out suite:
   ``experiments/general/progress_wide_run250/results.json`` (``train.evaluate_suite``), beside Adam at
   fixed untuned rates (``experiments/general/fixed_adam.json``), and its 10,000-step stability runs
-  (``experiments/general/heldout_general_r250*/results.json``).
+  (``experiments/general/heldout_general_r250_all/results.json``, assembled from the three parts).
 """
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ def learning_rate_table() -> list[str]:
 
 GENERAL = os.path.join(os.path.dirname(HERE), "experiments", "general")
 # The held-out suite of the shipped general rule (its run-250 rule): 200 steps and 2,000-step stability runs
-# in one file; the 10,000-step stability runs, made in two parts (one per core), in two more.
+# in one file; the 10,000-step stability runs, made in three parts and assembled by train.evaluate_suite
+# (--rule_results) into one more.
 GENERAL_SUITE = os.path.join(GENERAL, "progress_wide_run250", "results.json")
-GENERAL_LONG_STABILITY = [os.path.join(GENERAL, name, "results.json")
-                          for name in ("heldout_general_r250", "heldout_general_r250_tail")]
+GENERAL_LONG_STABILITY = os.path.join(GENERAL, "heldout_general_r250_all", "results.json")
 GENERAL_FIXED_ADAM = os.path.join(GENERAL, "fixed_adam.json")
 COST_NAMES = {"adam": "Adam (1e-3)", "mlp_rule": "mlp rule (`general`'s family)", "lstm_rule": "`mnist_lstm` (the paper's LSTM)"}
 
@@ -146,24 +146,15 @@ def general_suite_table() -> list[str]:
 
 
 def general_long_stability_sentence() -> str:
-    """The general rule alone over 50x the suite's horizon, over the tasks run so far."""
-    tasks: dict[str, dict] = {}
-    lengths: set[int] = set()
-    for path in GENERAL_LONG_STABILITY:
-        if os.path.isfile(path):
-            with open(path) as f:
-                results = json.load(f)
-            done = {name: task for name, task in results["tasks"].items() if task.get("stability")}
-            lengths |= {task["settings"]["num_steps"] * results["settings"]["stability_factor"] for task in done.values()}
-            tasks.update(done)
-    if not tasks:
-        return "No 10,000-step stability run has finished yet."
+    """The general rule alone over 50x the suite's horizon on the held-out tasks."""
+    with open(GENERAL_LONG_STABILITY) as f:
+        results = json.load(f)
+    tasks = {name: task for name, task in results["tasks"].items() if task.get("stability")}
+    lengths = {task["settings"]["num_steps"] * results["settings"]["stability_factor"] for task in tasks.values()}
     runs = sum(len(task["stability"]["final_losses"]) for task in tasks.values())
     diverged = sum(task["stability"]["diverged_runs"] for task in tasks.values())
-    with open(GENERAL_SUITE) as f:
-        total = len(json.load(f)["tasks"])
-    return (f"Alone for {'/'.join(f'{n:,}' for n in sorted(lengths))} steps: {len(tasks)} of the {total} held-out"
-            f" tasks run so far, {diverged} of {runs} runs diverged")
+    return (f"Alone for {'/'.join(f'{n:,}' for n in sorted(lengths))} steps: {len(tasks)} of the {len(results['tasks'])}"
+            f" held-out tasks, {diverged} of {runs} runs diverged")
 
 
 def main() -> None:

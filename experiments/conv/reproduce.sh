@@ -54,8 +54,9 @@ for task in mnist_conv mnist_conv5 mnist_conv2; do
 done
 
 # 6. Fine-tuning stage of the separate conv/FC rules (NOTES.md, eighth session): from run_conv_fc's
-#    best rule (run 60) at a lower meta learning rate, on fresh training runs (--seed=1). Re-running
-#    resumes from run_conv_fc_ft/train.
+#    best rule (run 60) at a lower meta learning rate, on fresh training runs (--seed=1). Its
+#    best/ is kept; its resume checkpoint was removed (fifteenth session, size cap), so re-running
+#    starts the stage afresh.
 TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
   --problem=mnist_conv $data --save_path=$out/run_conv_fc_ft --rule_set=conv_fc --init_optimizer=$out/run_conv_fc \
   --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \

@@ -37,21 +37,33 @@ env $quiet taskset -c 0 python -m train.evaluate_suite --suite=heldout --optimiz
   --baseline_results=$out/heldout_baselines/results.json --stability_factor=10 \
   --output_dir=$out/progress_wide_run250 > $out/progress_wide_run250.log 2>&1
 #    The same with 50x (10,000 steps, 10x the longest meta-training run; 20-25 minutes for a 50k-parameter MLP
-#    task on one core, hours for the suite), in two parts, one per core, on disjoint task lists; re-running a
-#    part with --rule_results=ITS_DIR/results.json resumes it by task. (The committed runs used
-#    --optimizer=experiments/general/wide_run250_rule; the first part was started on the whole suite and
-#    stopped at conv_bn_16x16_d28, the second on seven tasks in reverse order and stopped in conv_bn_16x16_d28.)
+#    task on one core, about 64 minutes for conv_bn_16x16_d28), in parts on disjoint task lists, then assembled
+#    into one table (heldout_general_r250_all; the assembly re-runs nothing). Re-running a part with
+#    --rule_results=ITS_DIR/results.json resumes it by task. (The committed runs used
+#    --optimizer=experiments/general/wide_run250_rule, the same weights; the first part was started on the whole
+#    suite and stopped at conv_bn_16x16_d28, the second on seven tasks in reverse order and stopped in
+#    conv_bn_16x16_d28, which the third ran alone.)
+mkdir -p $out/heldout_general_r250_bn $out/heldout_general_r250_all
 env $quiet taskset -c 0 python -m train.evaluate_suite \
   --suite=mlp_relu_64x32,mlp_relu_128x64_loss0.1,mlp_tanh_100,mlp_tanh_64x64_blobs_wide_loss10,mlp_gelu_32x32x32_d14,mlp_sigmoid_48x48_d5,mlp_relu_64_regression_wide \
   --optimizer=saved_optimizers/general --name=general --tuning_seeds=3 --num_runs=10 $data --nojit_compile \
   --baseline_results=$out/heldout_baselines/results.json --stability_factor=50 \
   --output_dir=$out/heldout_general_r250 > $out/heldout_general_r250.log 2>&1 &
 env $quiet taskset -c 1 python -m train.evaluate_suite \
-  --suite=quadratic_30_loss0.3,conv_16x16_d14,conv_bn_16x16_d28 \
+  --suite=quadratic_30_loss0.3,conv_16x16_d14 \
   --optimizer=saved_optimizers/general --name=general --tuning_seeds=3 --num_runs=10 $data --nojit_compile \
   --baseline_results=$out/heldout_baselines/results.json --stability_factor=50 \
   --output_dir=$out/heldout_general_r250_tail > $out/heldout_general_r250_tail.log 2>&1
+env $quiet taskset -c 1 python -m train.evaluate_suite --suite=conv_bn_16x16_d28 \
+  --optimizer=saved_optimizers/general --name=general --tuning_seeds=3 --num_runs=10 $data --nojit_compile \
+  --baseline_results=$out/heldout_baselines/results.json --stability_factor=50 \
+  --output_dir=$out/heldout_general_r250_bn > $out/heldout_general_r250_bn/log.txt 2>&1
 wait
+env $quiet python -m train.evaluate_suite --suite=heldout --optimizer=saved_optimizers/general --name=general \
+  --tuning_seeds=3 --num_runs=10 $data --nojit_compile --baseline_results=$out/heldout_baselines/results.json \
+  --stability_factor=50 \
+  --rule_results=$out/heldout_general_r250/results.json,$out/heldout_general_r250_tail/results.json,$out/heldout_general_r250_bn/results.json \
+  --output_dir=$out/heldout_general_r250_all > $out/heldout_general_r250_all/log.txt 2>&1
 
 # 5. Adam at fixed untuned rates (1e-3, 3e-3, 1e-2) on the suite's evaluation runs (fixed_adam.json), and the
 #    LSTM rule mnist_lstm_momentum on four held-out tasks (mnist_lstm's runs on them: SUITE.md has the command).
@@ -68,4 +80,5 @@ python -m train.export --optimizer=$out/run_mlp_wide --export_dir=saved_optimize
   --evaluation_json=$out/progress_wide_run250/results.json
 python -m train.report --optimizer=saved_optimizers/general --notes=$out/report_notes.md \
   --evaluation="Held-out suite: 10 tasks never meta-trained on, 200 steps, 10 runs each, 2,000-step stability runs=$out/progress_wide_run250" \
+  --evaluation="Stability: alone for 10,000 steps (50x the suite's horizon) on the held-out suite=$out/heldout_general_r250_all" \
   --evaluation="For comparison: the LSTM rule mnist_lstm_momentum on four of the held-out tasks=$out/mnist_lstm_momentum_part1"
