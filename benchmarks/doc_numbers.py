@@ -100,7 +100,7 @@ GENERAL = os.path.join(os.path.dirname(HERE), "experiments", "general")
 GENERAL_SUITE = os.path.join(GENERAL, "progress_wide_run250", "results.json")
 GENERAL_LONG_STABILITY = os.path.join(GENERAL, "heldout_general_r250_all", "results.json")
 GENERAL_FIXED_ADAM = os.path.join(GENERAL, "fixed_adam.json")
-COST_NAMES = {"adam": "Adam (1e-3)", "mlp_rule": "mlp rule (`general`'s family)", "lstm_rule": "`mnist_lstm` (the paper's LSTM)"}
+COST_NAMES = {"adam": "Adam (1e-3)", "mlp_rule": "`general`", "lstm_rule": "`mnist_lstm` (the paper's LSTM)"}
 
 
 def general_cost_table() -> list[str]:

@@ -5,9 +5,9 @@
 
 On a 784-128-64-10 ReLU MLP (109,386 parameters), batch 128, random MNIST-shaped data:
 
-- ``step_ms``: the median time of one ``train_on_batch`` step for Adam, the per-parameter
-  MLP rule (``rules_mlp``, untrained weights: the cost does not depend on them) and the
-  paper's LSTM rule (``--lstm``, a shipped rule file), each with the model compiled as Keras
+- ``step_ms``: the median time of one ``train_on_batch`` step for Adam, the shipped general
+  rule (``--general``, a per-parameter MLP rule, ``rules_mlp``) and the paper's LSTM rule
+  (``--lstm``, a shipped rule file), each with the model compiled as Keras
   does by default on this machine (``jit_compile="auto"``: no XLA on a CPU-only machine) and
   with ``jit_compile=True``. The optimizers take turns (one block of ``--steps`` steps each,
   ``--repeats`` times), so a change in the machine's load hits all of them alike;
@@ -32,10 +32,10 @@ from absl import app, flags
 
 from benchmarks.common import write_json
 from l2l_tf.optimizer import LearnedOptimizer
-from l2l_tf.rules_mlp import MLPRule
 
 flags.DEFINE_string("output", "benchmarks/optimizer_cost.json", "Where to write the JSON results.")
 flags.DEFINE_string("lstm", "saved_optimizers/mnist_lstm", "The LSTM rule file to time.")
+flags.DEFINE_string("general", "saved_optimizers/general", "The per-parameter MLP rule file to time.")
 flags.DEFINE_integer("repeats", 15, "Timed blocks per optimizer and setting (medians over them).", lower_bound=1)
 flags.DEFINE_integer("steps", 10, "train_on_batch steps per timed block.", lower_bound=1)
 flags.DEFINE_list("jit_compile", ["auto", "true"], "model.compile jit_compile settings to time.")
@@ -50,9 +50,9 @@ def make_optimizer(name: str) -> keras.optimizers.Optimizer:
     if name == "adam":
         return keras.optimizers.Adam()
     if name == "mlp_rule":
-        return LearnedOptimizer(MLPRule())
+        return LearnedOptimizer.load(FLAGS.general)
     if name == "mlp_rule_no_xla":
-        return LearnedOptimizer(MLPRule(), jit_compile_rule=False)
+        return LearnedOptimizer.load(FLAGS.general, jit_compile_rule=False)
     if name == "lstm_rule_xla":
         return LearnedOptimizer.load(FLAGS.lstm, jit_compile_rule=True)
     return LearnedOptimizer.load(FLAGS.lstm)
