@@ -2,7 +2,7 @@
 
     python -m benchmarks.doc_numbers
 
-Every line printed appears verbatim in README.md (``tests/test_repository.py`` checks it),
+Every line printed appears verbatim in README.md (``tests/test_docs.py`` checks it),
 so the docs cannot drift from the measurements: re-run the benchmarks, then this, and
 paste what changed.
 
@@ -12,7 +12,7 @@ paste what changed.
   ``benchmarks/results.json`` (``--sections=memory``);
 - optimizer state per parameter of each shipped rule: its metadata (``state_size``);
 - the ``learning_rate`` sweep: ``experiments/learning_rate_scale/results.json``;
-- the general rule's family against Adam on a 109k-parameter ReLU MLP: ``benchmarks/optimizer_cost.json``
+- the shipped general rule against Adam on a 109k-parameter ReLU MLP: ``benchmarks/optimizer_cost.json``
   (``python -m benchmarks.optimizer_cost``); the general rule on the held-out suite:
   ``experiments/general/progress_wide_run250/results.json`` (``train.evaluate_suite``), beside Adam at
   fixed untuned rates (``experiments/general/fixed_adam.json``), and its 10,000-step stability runs

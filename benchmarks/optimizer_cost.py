@@ -117,7 +117,7 @@ def main(argv: list[str]) -> None:
         })
     results.update({
         "model": "784-128-64-10 ReLU MLP", "batch": BATCH, "timed": "train_on_batch",
-        "repeats": FLAGS.repeats, "steps_per_block": FLAGS.steps, "lstm_rule": FLAGS.lstm,
+        "repeats": FLAGS.repeats, "steps_per_block": FLAGS.steps, "lstm_rule": FLAGS.lstm, "general_rule": FLAGS.general,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "cpus_allowed": sorted(os.sched_getaffinity(0)), "machine_cpus": os.cpu_count(),
         "intra_op_threads_env": os.environ.get("TF_NUM_INTRAOP_THREADS"), "processor": platform.processor(),

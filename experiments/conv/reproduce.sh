@@ -59,10 +59,11 @@ done
 #    starts the stage afresh.
 TF_CPP_MIN_LOG_LEVEL=2 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 nohup taskset -c ${CORE:-0} python -m train.meta_train \
   --problem=mnist_conv $data --save_path=$out/run_conv_fc_ft --rule_set=conv_fc --init_optimizer=$out/run_conv_fc \
-  --num_epochs=3000 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
+  --num_epochs=85 --num_steps=200 --unroll_length=20 --meta_loss_weighting=linear \
   --momentum_decays=0.5,0.9,0.99 --meta_learning_rate=3e-4 \
   --validation_every=20 --validation_runs=8 --checkpoint_every=5 --log_every=5 --seed=1 \
   >> $out/meta_train.conv_fc_ft.log 2>&1 &
+wait $!  # it was stopped after run 85 (step 8 selects among its first 85 runs)
 
 # 7. The variants on the 30 evaluation runs (rule-only; each run's best rule by validation), then
 #    the comparison table (variants.md) and, once the shipped rule's eval_TASK_200 exist, figure6.png.

@@ -9,7 +9,9 @@ learning rate multiplied by ``s``). Scores: mean loss at the final step over the
     PYTHONPATH=. python experiments/conv/schedule_check.py --data_dir=../shared/data/mnist-10k \
         > experiments/conv/schedule_check.txt
 
-The protocol (tasks, horizons, schedules, runs, NAG's rates) was fixed before any run.
+The protocol (tasks, horizons, schedules, runs, NAG's rates) was fixed before any run. The committed
+log (``schedule_check_conv100.txt``) is of a shortened run (``--cases=mnist_conv:100
+--nag_rates=0.05,0.1``), stopped early; NOTES.md says why.
 """
 
 from __future__ import annotations
