@@ -56,14 +56,23 @@ def test_progress_is_clipped_to_the_unit_interval():
     assert not np.allclose(start.numpy(), at_the_end.numpy(), rtol=1e-2, atol=0)  # the input is read
 
 
-class _ProgressEchoCells:
-    """A cell rule whose update is its progress input (its one cell sums what it was told)."""
+class _ProgressEcho:
+    """A rule whose update is its progress input, and whose state sums it: the parameters' final
+    shift (and the state) is the sum of the progress values it was told."""
 
     needs_progress = True
-    state_size = 1
 
     def init_state(self, n):
         return tf.zeros([n, 1])
+
+    def step(self, gradients, state, progress):
+        return tf.fill(tf.shape(gradients), progress), state + progress
+
+
+class _ProgressEchoCells(_ProgressEcho):
+    """``_ProgressEcho`` as a cell rule (one cell: its state), for the meta-training unroll."""
+
+    state_size = 1
 
     def split_state(self, state):
         return [state]
@@ -72,9 +81,8 @@ class _ProgressEchoCells:
         return cells[0]
 
     def step_cells(self, gradients, cells, progress):
-        return tf.fill(tf.shape(gradients), progress), [cells[0] + progress]
-
-    step = None  # not used by the unroll
+        update, state = self.step(gradients, cells[0], progress)
+        return update, [state]
 
 
 def test_meta_training_tells_each_step_its_progress_in_its_own_run_and_trains_the_progress_weights():
@@ -126,19 +134,6 @@ def test_meta_training_tells_each_step_its_progress_in_its_own_run_and_trains_th
         for _ in trainer.unrolls(seed):
             pass
     assert np.max(np.abs(rule.kernels[0].numpy()[row] - before)) > 0
-
-
-class _ProgressEcho:
-    """A rule whose update is its progress input, and whose state sums it: the parameters' final
-    shift (and the state) is the sum of the progress values it was told."""
-
-    needs_progress = True
-
-    def init_state(self, n):
-        return tf.zeros([n, 1])
-
-    def step(self, gradients, state, progress):
-        return tf.fill(tf.shape(gradients), progress), state + progress
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
