@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from l2l_tf import rules, rules_mlp
 from l2l_tf.rules import CoordinatewiseLSTM, Rule, RuleConfig, RuleConfigError
 from l2l_tf.rules_mlp import MLPRule, MLPRuleConfig
 
@@ -20,6 +21,7 @@ FAMILIES: dict[str, tuple[type, type]] = {
 }
 # The metadata's ``rule.type`` of each family (format version 1 named the LSTM's so).
 RULE_TYPES = {"lstm": "coordinatewise_lstm", "mlp": "per_parameter_mlp"}
+WARM_STARTS = {"lstm": rules.warm_start, "mlp": rules_mlp.warm_start}
 
 
 def family_of(config: Any) -> str:
@@ -43,3 +45,12 @@ def config_from_dict(values: Any, family: Any = DEFAULT_FAMILY) -> Any:
 def make_rule(config: Any, seed: int = 0, name: str | None = None) -> Rule:
     """A fresh rule of ``config``'s family and architecture."""
     return FAMILIES[family_of(config)][1](config, seed=seed, name=name)
+
+
+def warm_start(rule: Rule, source: Rule) -> None:
+    """Initialises ``rule`` with ``source``'s weights (its family's ``warm_start``: which
+    architecture differences it bridges); ``ValueError`` across families."""
+    mine, theirs = family_of(rule), family_of(source)
+    if mine != theirs:
+        raise ValueError(f"cannot initialise a rule of family {mine!r} from one of family {theirs!r}")
+    WARM_STARTS[mine](rule, source)

@@ -54,7 +54,6 @@ from l2l_tf.rules import (
     RuleConfig,
     RuleWeightsError,
 )
-from l2l_tf.rules import warm_start as warm_start_rule
 from l2l_tf.sharding import CoordinateShards
 
 CONV, FC = "conv", "fc"
@@ -214,17 +213,17 @@ def make(kind: str, config: Any, seed: int = 0) -> Rule | RuleSet:
 
 
 def warm_start(target: CoordinatewiseLSTM | RuleSet, source: CoordinatewiseLSTM | RuleSet) -> None:
-    """``target``'s weights from ``source`` (``rules.warm_start`` rule by rule): a rule set from
+    """``target``'s weights from ``source`` (``rule_families.warm_start`` rule by rule): a rule set from
     a single rule (each of its rules starts as it) or from a set with the same rule names."""
     if not isinstance(target, RuleSet):
         if isinstance(source, RuleSet):
             raise RuleSetError(f"cannot initialise a single rule from the rule set {source.names}; pass --rule_set")
-        warm_start_rule(target, source)
+        rule_families.warm_start(target, source)
         return
     if isinstance(source, RuleSet) and source.names != target.names:
         raise RuleSetError(f"cannot initialise rules {target.names} from rules {source.names}: the names must match")
     for name, rule in target.rules.items():
-        warm_start_rule(rule, source.rules[name] if isinstance(source, RuleSet) else source)
+        rule_families.warm_start(rule, source.rules[name] if isinstance(source, RuleSet) else source)
 
 
 def members(rule: Rule | RuleSet) -> list[Rule]:

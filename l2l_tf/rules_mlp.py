@@ -21,6 +21,12 @@ the first layer's pre-activations, so they cost nothing per parameter): the tens
 squared Adam direction (how consistent its gradients are), three time scales of the step
 count and the log of the tensor's size. The per-tensor reductions need the layout
 (``needs_layout``): see ``l2l_tf.layout``.
+
+Optionally (``step_adaptation_rate > 0``, one more float of state) each tensor also carries a
+log step factor ``s`` that multiplies its update: ``s`` moves every step by the rate times the
+cosine between the tensor's gradient and its previous Adam direction (a normalised
+hypergradient, as in Baydin et al., 2018), within ``+-max_adapted_log_scale``; it has no
+weights, so a trained rule's weights serve with or without it (``warm_start``).
 """
 
 from __future__ import annotations
@@ -82,6 +88,8 @@ class MLPRuleConfig(JsonConfig):
     max_log_scale: float = 2.3
     correction_scale: float = 0.1
     use_params: bool = True
+    step_adaptation_rate: float = 0.0
+    max_adapted_log_scale: float = 2.3
 
     def __post_init__(self) -> None:
         for name, limit in (("hidden_size", MAX_MLP_HIDDEN_SIZE), ("num_hidden_layers", MAX_HIDDEN_LAYERS)):
@@ -96,20 +104,33 @@ class MLPRuleConfig(JsonConfig):
         if not all(_is_number(b) and 0.0 < b < 1.0 for b in (*decays, self.second_moment_decay)):
             raise RuleConfigError(f"momentum_decays and second_moment_decay must lie in (0, 1), got {decays},"
                                   f" {self.second_moment_decay!r}")
-        for name in ("epsilon", "base_step", "max_log_scale", "correction_scale"):
+        may_be_zero = ("correction_scale", "step_adaptation_rate")
+        for name in ("epsilon", "base_step", "max_log_scale", "correction_scale", "step_adaptation_rate",
+                     "max_adapted_log_scale"):
             value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value < 0 or (value == 0 and name != "correction_scale"):
-                raise RuleConfigError(f"{name} must be a finite number > 0, got {value!r}")
+            if not _is_number(value) or not math.isfinite(value) or value < 0 or (value == 0 and name not in may_be_zero):
+                raise RuleConfigError(f"{name} must be a finite number {'>=' if name in may_be_zero else '>'} 0,"
+                                      f" got {value!r}")
         if not isinstance(self.use_params, bool):
             raise RuleConfigError(f"use_params must be true or false, got {self.use_params!r}")
+        if self.step_adaptation_rate > 0 and len(decays) > MAX_STATE_FLOATS - 3:
+            raise RuleConfigError(f"momentum_decays must hold 1 to {MAX_STATE_FLOATS - 3} rates with"
+                                  f" step_adaptation_rate > 0 (at most {MAX_STATE_FLOATS} floats of state), got {len(decays)}")
         object.__setattr__(self, "momentum_decays", tuple(float(b) for b in decays))
-        for name in ("second_moment_decay", "epsilon", "base_step", "max_log_scale", "correction_scale"):
+        for name in ("second_moment_decay", "epsilon", "base_step", "max_log_scale", "correction_scale",
+                     "step_adaptation_rate", "max_adapted_log_scale"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
+    def adapts_step(self) -> bool:
+        """Whether each tensor carries an adapted log step factor (``step_adaptation_rate > 0``)."""
+        return self.step_adaptation_rate > 0
+
+    @property
     def state_size(self) -> int:
-        """Floats of state per parameter: one per momentum decay, the second moment, the step count."""
-        return len(self.momentum_decays) + 2
+        """Floats of state per parameter: one per momentum decay, the second moment, the tensor's
+        adapted log step factor (``adapts_step``; the same in all its coordinates), the step count."""
+        return len(self.momentum_decays) + 2 + int(self.adapts_step)
 
     @property
     def num_coordinate_features(self) -> int:
@@ -239,7 +260,23 @@ class MLPRule(RuleModule):
         tensor = [tf.sqrt(mean(direction * direction)), *times, log_size]
         a, b = self._mlp(features, tensor)
         update = -config.base_step * (direction * tf.exp(config.max_log_scale * a) + config.correction_scale * b)
-        return update, tf.stack([*momenta, v], axis=1)
+        if not config.adapts_step:
+            return update, tf.stack([*momenta, v], axis=1)
+        log_factor = self._adapted_log_factor(g, columns[0], columns[k], columns[k + 1], mean)
+        return update * tf.exp(log_factor), tf.stack([*momenta, v, tf.zeros_like(g) + log_factor], axis=1)
+
+    def _adapted_log_factor(self, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, log_factor: tf.Tensor,
+                            mean: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+        """The tensor's new log step factor: the old one moved by ``step_adaptation_rate`` times
+        the cosine between this step's gradient and the previous step's Adam direction
+        ``m / sqrt(v)`` (a hypergradient of the loss with respect to the log step, as in
+        Baydin et al., 2018: positive while successive steps agree, so too short a step grows
+        and an oscillating one shrinks), clipped to ``+-max_adapted_log_scale``."""
+        config = self.config
+        previous = m / (tf.sqrt(v) + config.epsilon)
+        agreement = mean(g * previous) * tf.math.rsqrt(mean(g * g) * mean(previous * previous) + _TINY)
+        moved = mean(log_factor) + config.step_adaptation_rate * tf.clip_by_value(agreement, -1.0, 1.0)
+        return tf.clip_by_value(moved, -config.max_adapted_log_scale, config.max_adapted_log_scale)
 
     def _mlp(self, features: list[tf.Tensor], tensor: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """The bounded outputs ``tanh(a), tanh(b)`` (``[n]`` each) of the MLP on the coordinate
@@ -279,3 +316,16 @@ class MLPRule(RuleModule):
         """The weight variables in ``MLPRuleConfig.weight_shapes`` order."""
         return [self.coordinate_kernel, self.tensor_kernel, self.input_bias, *self.hidden_kernels,
                 *self.hidden_biases, self.output_kernel, self.output_bias]
+
+
+def warm_start(rule: MLPRule, source: MLPRule) -> None:
+    """Initialises ``rule`` with ``source``'s weights: same architecture, except that ``rule``
+    may adapt its step (``step_adaptation_rate``, ``max_adapted_log_scale``: no weights of their own)."""
+    def core(config: MLPRuleConfig) -> MLPRuleConfig:
+        return dataclasses.replace(config, step_adaptation_rate=0.0, max_adapted_log_scale=2.3)
+
+    if core(rule.config) != core(source.config):
+        raise ValueError(f"cannot initialise a rule {rule.config} from a rule {source.config}: architectures"
+                         " must match (or differ only in step_adaptation_rate, max_adapted_log_scale)")
+    for target, value in zip(rule.weights(), source.weights()):
+        target.assign(value)

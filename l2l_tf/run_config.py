@@ -65,6 +65,8 @@ class Computation:
     mlp_base_step: float = 1e-3
     mlp_max_log_scale: float = 2.3
     mlp_use_params: bool = True
+    mlp_step_adaptation_rate: float = 0.0
+    mlp_max_adapted_log_scale: float = 2.3
 
     def __post_init__(self) -> None:
         decays = self.momentum_decays

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, subprocess_env
 
-from l2l_tf import checkpoints, export, rule_file, seeds
+from l2l_tf import checkpoints, export, rule_file, rule_sets, seeds
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.layout import TensorLayout
 from l2l_tf.meta import MetaConfig, MetaTrainer
@@ -32,9 +32,9 @@ def _gradients(rng, n):
     return tf.constant((rng.normal(size=n) * 10 ** rng.uniform(-3, 1, size=n)).astype(np.float32))
 
 
-def _trained_like(seed=3):
+def _trained_like(seed=3, config=None):
     """An MLP rule with a non-zero output layer (an untrained one is exactly Adam)."""
-    rule = MLPRule(MLPRuleConfig(hidden_size=8), seed=seed)
+    rule = MLPRule(config or MLPRuleConfig(hidden_size=8), seed=seed)
     rng = np.random.default_rng(seed)
     rule.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in rule.get_weights()])
     return rule
@@ -69,15 +69,16 @@ def traced_forms(monkeypatch):
     return forms
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_the_plain_graph_form_is_the_xla_form(layers, traced_forms):
+@pytest.mark.parametrize("config", [MLPRuleConfig(), MLPRuleConfig(num_hidden_layers=2),
+                                    MLPRuleConfig(step_adaptation_rate=0.3)], ids=["1_layer", "2_layers", "adapted"])
+def test_the_plain_graph_form_is_the_xla_form(config, traced_forms):
     """Traced for a plain graph (``traced_for(False)``: matmuls) the rule computes what its XLA
     form (column-wise sums) does, per tensor on slices and through segment reductions alike."""
-    rule, rng, n = MLPRule(MLPRuleConfig(num_hidden_layers=layers), seed=1), np.random.default_rng(1), sum(SIZES)
+    rule, rng, n = MLPRule(config, seed=1), np.random.default_rng(1), sum(SIZES)
     rule.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in rule.get_weights()])
     params, state = tf.constant(rng.normal(size=n).astype(np.float32)), rule.init_state(n)
     gradients = [_gradients(np.random.default_rng(2 + i), n) for i in range(3)]
-    adam_update = MLPRule(MLPRuleConfig(num_hidden_layers=layers)).step(gradients[0], state, TensorLayout(SIZES), params)[0]
+    adam_update = MLPRule(config).step(gradients[0], state, TensorLayout(SIZES), params)[0]
     for layout in (TensorLayout(SIZES), TensorLayout(tf.constant(SIZES))):
         results = []
         for xla in (True, False):
@@ -114,10 +115,42 @@ def test_every_runner_traces_the_rule_for_its_compiler(jit_compile, traced_forms
         assert len(traced_forms) >= minimum and set(traced_forms) == {jit_compile}, name
 
 
+def test_the_adapted_step_factor_follows_the_agreement_of_successive_steps():
+    """Each tensor's log step factor moves by the rate times the cosine between its gradient and
+    its previous Adam direction: up while they agree, down while they alternate, within its bound;
+    the update is the unadapted rule's times the factor, and every coordinate of a tensor holds it."""
+    n, rate = sum(SIZES), 0.1
+    signs = np.where(np.random.default_rng(0).random(n) < 0.5, -1.0, 1.0).astype(np.float32)
+    params = tf.constant(np.random.default_rng(1).normal(size=n).astype(np.float32))
+    plain, adapted, clipped = (_trained_like(config=MLPRuleConfig(step_adaptation_rate=r, max_adapted_log_scale=m))
+                               for r, m in ((0.0, 2.3), (rate, 2.3), (3.0, 2.3)))
+    states = [rule.init_state(n) for rule in (plain, adapted, clipped)]
+    assert [s.shape[1] for s in states] == [5, 6, 6]
+    for step in range(3):  # tensor 1's gradient repeats, tensor 2's alternates in sign
+        g = tf.constant(signs * np.concatenate([np.ones(SIZES[0]), (-1.0) ** step * np.ones(SIZES[1])]).astype(np.float32))
+        updates = []
+        for i, rule in enumerate((plain, adapted, clipped)):
+            update, states[i] = rule.step(g, states[i], TensorLayout(SIZES), params)
+            updates.append(update.numpy())
+        factors = states[1][:, -2].numpy()
+        expected = np.repeat([rate * step, -rate * step], SIZES)  # the first step has no previous direction
+        np.testing.assert_allclose(factors, expected, atol=1e-6)
+        np.testing.assert_allclose(updates[1], updates[0] * np.exp(expected), rtol=1e-5)
+        np.testing.assert_allclose(states[2][:, -2].numpy(), np.repeat([min(3.0 * step, 2.3), -min(3.0 * step, 2.3)], SIZES),
+                                   atol=1e-6)
+
+
 def test_config_checks_and_the_state_limit():
     assert MLPRuleConfig.from_dict(MLPRuleConfig().to_dict()) == MLPRuleConfig()
     with pytest.raises(RuleConfigError, match="momentum_decays must hold 1 to 6 rates"):
         MLPRuleConfig(momentum_decays=(0.5,) * 7)
+    assert MLPRuleConfig(momentum_decays=(0.5,) * 5, step_adaptation_rate=0.1).state_size == 8
+    with pytest.raises(RuleConfigError, match="momentum_decays must hold 1 to 5 rates with step_adaptation_rate > 0"):
+        MLPRuleConfig(momentum_decays=(0.5,) * 6, step_adaptation_rate=0.1)
+    with pytest.raises(RuleConfigError, match="step_adaptation_rate must be a finite number >= 0"):
+        MLPRuleConfig(step_adaptation_rate=-0.1)
+    with pytest.raises(RuleConfigError, match="max_adapted_log_scale must be a finite number > 0"):
+        MLPRuleConfig(max_adapted_log_scale=0)
     with pytest.raises(RuleConfigError, match="hidden_size must be an integer in"):
         MLPRuleConfig(hidden_size=0)
     with pytest.raises(RuleConfigError, match="unknown rule config keys"):
@@ -152,7 +185,7 @@ g, p = np.load(sys.argv[2]), np.load(sys.argv[3])
 step = loaded.signatures["serving_default"]
 state = loaded.signatures["init_state"](num_coordinates=tf.constant(len(g), tf.int32))["state"]
 sizes = tf.constant([20, 30], tf.int32)
-for _ in range(2):
+for _ in range(3):
     out = step(gradients=tf.constant(g), state=state, tensor_sizes=sizes, params=tf.constant(p))
     state = out["state"]
 np.save(sys.argv[4], out["update"].numpy())
@@ -160,8 +193,9 @@ assert not any(m.startswith("l2l") for m in sys.modules)
 """
 
 
-def test_export_parity_in_a_fresh_tensorflow_only_process_and_data_only_loading(tmp_path):
-    rule, rng = _trained_like(), np.random.default_rng(1)
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_export_parity_in_a_fresh_tensorflow_only_process_and_data_only_loading(tmp_path, rate):
+    rule, rng = _trained_like(config=MLPRuleConfig(step_adaptation_rate=rate)), np.random.default_rng(1)
     path = export.export_rule(rule, str(tmp_path / "rule"))
     g, p = _gradients(rng, sum(SIZES)).numpy(), rng.normal(size=sum(SIZES)).astype(np.float32)
     np.save(tmp_path / "g.npy", g)
@@ -175,7 +209,7 @@ def test_export_parity_in_a_fresh_tensorflow_only_process_and_data_only_loading(
     assert isinstance(loaded, MLPRule) and loaded.config == rule.config and loaded.path == path
     for candidate in (rule, loaded):
         state = candidate.init_state(len(g))
-        for _ in range(2):
+        for _ in range(3):
             update, state = candidate.step(tf.constant(g), state, TensorLayout(SIZES), tf.constant(p))
         np.testing.assert_allclose(np.load(tmp_path / "u.npy"), update.numpy(), atol=1e-7)
     metadata = rule_file.read_metadata(path)
@@ -218,6 +252,19 @@ def test_learned_optimizer_fit_keras_round_trip_and_refused_settings(tmp_path):
         LearnedOptimizer.load(path, state_dtype="bfloat16")
 
 
+def test_warm_start_copies_an_mlp_rule_also_into_one_that_adapts_its_step():
+    source = _trained_like()
+    for config in (source.config, MLPRuleConfig(hidden_size=8, step_adaptation_rate=0.1)):
+        target = MLPRule(config, seed=9)
+        rule_sets.warm_start(target, source)
+        for ours, theirs in zip(target.get_weights(), source.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="differ only in step_adaptation_rate"):
+        rule_sets.warm_start(MLPRule(MLPRuleConfig(hidden_size=4)), source)
+    with pytest.raises(ValueError, match="cannot initialise a rule of family 'lstm' from one of family 'mlp'"):
+        rule_sets.warm_start(CoordinatewiseLSTM(), source)
+
+
 def test_rule_checkpoints_keep_the_family(tmp_path):
     rule = _trained_like()
     checkpoints.save_rule(rule, str(tmp_path / "best"))
@@ -240,3 +287,7 @@ def test_meta_train_binary_trains_exports_and_resumes_an_mlp_rule(tmp_path):
     assert isinstance(loaded, MLPRule) and loaded.config.hidden_size == 4
     changed = run_binary("meta_train", *flags[1:], "--num_runs=3")  # the LSTM family: refused
     assert changed.returncode != 0 and "rule: 'mlp' -> 'lstm'" in changed.stderr
+    adapted = run_binary("meta_train", *flags, "--num_runs=1", f"--save_path={save}_adapted", f"--init_optimizer={save}",
+                         "--mlp_step_adaptation_rate=0.05")
+    assert adapted.returncode == 0, adapted.stderr[-2000:]
+    assert checkpoints.load_rule(f"{save}_adapted").config.step_adaptation_rate == 0.05

@@ -134,6 +134,11 @@ flags.DEFINE_float("mlp_base_step", 1e-3, "--rule=mlp: the nominal (Adam) step s
 flags.DEFINE_float("mlp_max_log_scale", 2.3, "--rule=mlp: the learned step factor lies in [e^-x, e^x].",
                    lower_bound=1e-6)
 flags.DEFINE_boolean("mlp_use_params", True, "--rule=mlp: feed the parameter values to the MLP.")
+flags.DEFINE_float("mlp_step_adaptation_rate", 0.0,
+                   "--rule=mlp: each tensor's log step factor moves by this times the cosine between its gradient"
+                   " and its previous Adam direction (0: off; one more float of state).", lower_bound=0.0)
+flags.DEFINE_float("mlp_max_adapted_log_scale", 2.3, "--rule=mlp: the adapted step factor lies in [e^-x, e^x].",
+                   lower_bound=1e-6)
 flags.DEFINE_integer("num_layers", 2, "LSTM layers.", lower_bound=1)
 flags.DEFINE_integer("hidden_size", 20, "LSTM units per layer.", lower_bound=1)
 flags.DEFINE_enum("preprocessing", preprocess.LOG_SIGN, preprocess.PREPROCESSINGS, "Gradient preprocessing.")
