@@ -140,6 +140,31 @@ def test_the_adapted_step_factor_follows_the_agreement_of_successive_steps():
                                    atol=1e-6)
 
 
+def test_the_adapted_step_factor_is_the_per_tensor_cosine_with_the_previous_adam_direction():
+    """With gradients of varied magnitudes and signs, both layout paths give every coordinate of a
+    tensor the factor a NumPy reference computes: the old factor plus the rate times the cosine over
+    the tensor between the gradient and ``m / (sqrt(v) + eps)`` of the previous state, clipped."""
+    n, rate, bound = sum(SIZES), 0.3, 0.5
+    rule = _trained_like(config=MLPRuleConfig(step_adaptation_rate=rate, max_adapted_log_scale=bound))
+    params = tf.constant(np.random.default_rng(1).normal(size=n).astype(np.float32))
+    for layout in (TensorLayout(SIZES), TensorLayout(tf.constant(SIZES))):
+        state, rng = rule.init_state(n), np.random.default_rng(5)
+        previous_g = _gradients(rng, n).numpy()
+        for step in range(5):  # tensor 2's gradient partly reverses the previous one
+            g = _gradients(rng, n).numpy() + np.concatenate([previous_g[:SIZES[0]], -2 * previous_g[SIZES[0]:]])
+            old = state.numpy()
+            direction = old[:, 0] / (np.sqrt(old[:, 3]) + 1e-7)
+            expected = []
+            for part in np.split(np.arange(n), np.cumsum(SIZES)[:-1]):
+                gi, di = g[part].astype(np.float64), direction[part].astype(np.float64)
+                cosine = 0.0 if not di.any() else gi @ di / np.sqrt((gi @ gi) * (di @ di))
+                expected.append(np.full(len(part), np.clip(old[part, 4].mean() + rate * cosine, -bound, bound)))
+            _, state = rule.step(tf.constant(g), state, layout, params)
+            np.testing.assert_allclose(state.numpy()[:, 4], np.concatenate(expected), atol=1e-5)
+            previous_g = g
+        assert np.abs(state.numpy()[:, 4]).max() > 0.1  # the factors moved
+
+
 def test_config_checks_and_the_state_limit():
     assert MLPRuleConfig.from_dict(MLPRuleConfig().to_dict()) == MLPRuleConfig()
     with pytest.raises(RuleConfigError, match="momentum_decays must hold 1 to 6 rates"):
@@ -230,8 +255,10 @@ def test_files_without_a_family_are_lstm_rules_and_unknown_families_are_refused(
         export.load(path)
 
 
-def test_learned_optimizer_fit_keras_round_trip_and_refused_settings(tmp_path):
-    path = export.export_rule(_trained_like(), str(tmp_path / "rule"))
+@pytest.mark.parametrize("rate", [0.0, 0.03])
+def test_learned_optimizer_fit_keras_round_trip_and_refused_settings(tmp_path, rate):
+    rule = _trained_like(config=MLPRuleConfig(step_adaptation_rate=rate))
+    path = export.export_rule(rule, str(tmp_path / "rule"))
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
@@ -240,7 +267,11 @@ def test_learned_optimizer_fit_keras_round_trip_and_refused_settings(tmp_path):
     assert np.all(np.isfinite(history)) and history[-1] < history[0]
     model.save(tmp_path / "model.keras")
     again = keras.models.load_model(tmp_path / "model.keras")
-    assert isinstance(again.optimizer.rule, MLPRule)
+    assert isinstance(again.optimizer.rule, MLPRule) and again.optimizer.rule.config == rule.config
+    assert {tuple(v.shape)[-1] for v in model.optimizer._rule_states} == {rule.state_size}  # 5, or 6 adapted
+    if rate:  # the factor is one value per variable, and it has moved
+        factors = [np.unique(v.numpy()[..., -2]) for v in model.optimizer._rule_states]
+        assert all(len(f) == 1 for f in factors) and any(f[0] != 0 for f in factors)
     for ours, theirs in zip(model.optimizer.rule.get_weights(), again.optimizer.rule.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     before = again.evaluate(x, y, verbose=0)

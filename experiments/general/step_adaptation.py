@@ -26,7 +26,7 @@ import json
 import numpy as np
 from absl import app, flags
 
-from l2l_tf import checkpoints, seeds
+from l2l_tf import checkpoints, rules_mlp, seeds
 from l2l_tf.evaluation import RuleRunner
 from l2l_tf.problems.tasks import task_list
 from l2l_tf.rules_mlp import MLPRule
@@ -46,8 +46,7 @@ def with_rate(rule: MLPRule, rate: float) -> MLPRule:
     config = dataclasses.replace(rule.config, step_adaptation_rate=rate,
                                  max_adapted_log_scale=FLAGS.max_adapted_log_scale)
     adapted = MLPRule(config)
-    for target, source in zip(adapted.weights(), rule.weights()):
-        target.assign(source)
+    rules_mlp.warm_start(adapted, rule)
     return adapted
 
 

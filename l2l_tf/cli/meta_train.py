@@ -126,7 +126,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the rule's initial weights and the trai
 flags.DEFINE_enum(
     "rule", "lstm", ["lstm", "mlp"],
     "Rule family: lstm (the paper's coordinatewise LSTM, 80 floats of state per parameter) or mlp (a"
-    " per-parameter MLP correcting Adam's step, 5 floats; starts as Adam at --mlp_base_step).",
+    " per-parameter MLP correcting Adam's step, 5 floats, 6 with --mlp_step_adaptation_rate; starts as Adam at"
+    " --mlp_base_step).",
 )
 flags.DEFINE_integer("mlp_hidden_size", 8, "--rule=mlp: hidden units per layer.", lower_bound=1)
 flags.DEFINE_integer("mlp_num_hidden_layers", 1, "--rule=mlp: hidden layers.", lower_bound=1)

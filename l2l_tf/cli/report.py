@@ -47,12 +47,20 @@ def section(title: str, directory: str, image_name: str) -> tuple[str, bool]:
     ), has_image
 
 
+def _adapted_step(rule: dict) -> str:
+    """The mlp rule's adapted per-tensor step factor, if it has one."""
+    if not rule.get("step_adaptation_rate"):
+        return ""
+    return (f", times a per-tensor step factor within e^+-{rule['max_adapted_log_scale']:g} adapted at rate"
+            f" {rule['step_adaptation_rate']:g} to the agreement of successive steps")
+
+
 def _describe_rule(rule: dict) -> str:
     if rule.get("type") == rule_families.RULE_TYPES["mlp"]:
         return (f"a per-parameter MLP rule ({rule['num_hidden_layers']}x{rule['hidden_size']} units) scaling Adam's"
                 f" direction by a learned factor within e^+-{rule['max_log_scale']:g} of a {rule['base_step']:g} step,"
                 f" plus a learned correction of at most {rule['correction_scale'] * rule['base_step']:g}"
-                f" (gradient averages at {rule['momentum_decays']})")
+                f" (gradient averages at {rule['momentum_decays']})" + _adapted_step(rule))
     if rule.get("type", "coordinatewise_lstm") != "coordinatewise_lstm":
         return f"a {rule['type']} rule"
     momentum = f", momentum features {rule['momentum_decays']}" if rule.get("momentum_decays") else ""
